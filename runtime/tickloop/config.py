@@ -1,0 +1,168 @@
+"""Runtime configuration: ``tickloop.toml`` in the home folder, overridden by ``TICKLOOP_*``.
+
+Environment overrides use ``TICKLOOP_<SECTION>__<KEY>`` (two underscores between section and
+key), e.g. ``TICKLOOP_RUNTIME__EXECUTOR=process``; values are read as TOML scalars when they
+parse as one (``3``, ``1.5``, ``true``) and as strings otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping, get_args, get_origin
+
+import attrs
+import cattrs
+from cattrs.v import format_exception
+
+from tickloop.errors import ConfigError, Problem
+
+CONFIG_NAME = "tickloop.toml"
+ENV_PREFIX = "TICKLOOP_"
+# Environment variables with the prefix that are switches, not config keys.
+ENV_SWITCHES = frozenset({"TICKLOOP_HOME", "TICKLOOP_CONFIG", "TICKLOOP_DISABLE_PLUGIN_AUTOLOAD", "TICKLOOP_PLUGINS",
+                          "TICKLOOP_TRACE_PLUGINS"})
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("TICKLOOP_HOME") or Path.home() / ".tickloop")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
+
+
+@attrs.frozen
+class RuntimeSection:
+    executor: str = "process"
+    workers: int = attrs.field(default=4, validator=_positive)
+    run_timeout_seconds: float = attrs.field(default=300.0, validator=_positive)
+    missed_runs: Literal["coalesce", "skip"] = "coalesce"
+    misfire_grace_seconds: float = attrs.field(default=60.0, validator=_positive)
+
+
+@attrs.frozen
+class StateSection:
+    url: str = ""  # empty: SQLite file state.db in the home
+
+
+@attrs.frozen
+class MemorySection:
+    backend: str = "diskcache"
+    url: str = ""  # for networked backends (redis://...)
+
+
+@attrs.frozen
+class PluginsSection:
+    block: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class ApiSection:
+    host: str = "127.0.0.1"
+    port: int = 8377
+    token: str = attrs.field(default="", repr=False)
+
+
+@attrs.frozen
+class Config:
+    """Everything a runtime needs to start, structured and checked."""
+
+    home: Path
+    path: Path | None = None  # the file it was read from, if any
+    runtime: RuntimeSection = RuntimeSection()
+    state: StateSection = StateSection()
+    memory: MemorySection = MemorySection()
+    plugins: PluginsSection = PluginsSection()
+    api: ApiSection = ApiSection()
+    venues: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+    @property
+    def state_url(self) -> str:
+        return self.state.url or f"sqlite:///{self.home / 'state.db'}"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *, home: str | os.PathLike[str] | None = None,
+             env: Mapping[str, str] | None = None) -> Config:
+        """Read the config file (``path``, else ``TICKLOOP_CONFIG``, else ``<home>/tickloop.toml`` if
+        it exists), apply environment overrides, and check every key."""
+        env = os.environ if env is None else env
+        home_path = Path(home or env.get("TICKLOOP_HOME") or default_home()).expanduser().absolute()
+        file = path or env.get("TICKLOOP_CONFIG")
+        file_path = Path(file).expanduser() if file else home_path / CONFIG_NAME
+        raw: dict[str, Any] = {}
+        if file_path.exists():
+            try:
+                raw = tomllib.loads(file_path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(Problem(str(file_path), "", f"not valid TOML: {exc}")) from None
+            except OSError as exc:
+                raise ConfigError(Problem(str(file_path), "", f"cannot read: {exc.strerror}")) from None
+        elif file:
+            raise ConfigError(Problem(str(file_path), "", "no such file"))
+        source = str(file_path) if file_path.exists() else "environment"
+        raw = _apply_env(raw, env)
+        return cls.from_dict(raw, home=home_path, path=file_path if file_path.exists() else None, source=source)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], *, home: Path, path: Path | None = None,
+                  source: str = "config") -> Config:
+        try:
+            sections = _converter.structure(dict(raw), _Sections)
+        except cattrs.BaseValidationError as exc:
+            messages = cattrs.transform_error(exc, format_exception=_format_exception)
+            raise ConfigError([_problem(source, msg) for msg in messages]) from None
+        return cls(home=home, path=path, **attrs.asdict(sections, recurse=False))
+
+
+@attrs.frozen
+class _Sections:
+    runtime: RuntimeSection = RuntimeSection()
+    state: StateSection = StateSection()
+    memory: MemorySection = MemorySection()
+    plugins: PluginsSection = PluginsSection()
+    api: ApiSection = ApiSection()
+    venues: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _format_exception(exc: BaseException, type_: Any) -> str:
+    if get_origin(type_) is Literal:
+        return "must be one of " + ", ".join(repr(a) for a in get_args(type_))
+    if isinstance(exc, ValueError) and type_ is None:
+        return str(exc)  # an attrs validator's own message
+    return format_exception(exc, type_)
+
+
+def _problem(source: str, message: str) -> Problem:
+    # cattrs says "<reason> @ $.section.key"; turn that into file, key and reason.
+    reason, _, where = message.rpartition(" @ ")
+    if not reason:
+        reason, where = message, ""
+    key = where.removeprefix("$").lstrip(".")
+    if reason.startswith("extra fields found"):
+        return Problem(source, key, reason.replace("extra fields found", "unknown key(s)"))
+    return Problem(source, key, reason)
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_SWITCHES or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        merged.setdefault(section, {})
+        if isinstance(merged[section], dict):
+            merged[section][key] = _scalar(text)
+    return merged
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

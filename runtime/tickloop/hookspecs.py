@@ -1,0 +1,257 @@
+"""Hook specifications: every extension point of tickloop, in one module.
+
+Each spec's docstring has the same shape: when it is called, ``:param:`` for every argument,
+``:returns:`` with what ``None`` means, then (where it applies) the firstresult sentence, and
+``.. versionadded::``. Types are imported only for type checkers, so this module costs nothing
+at import time. Implement a hook with ``@tickloop.hookimpl`` on a function of the same name; an
+implementation may accept fewer arguments than the spec declares.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from tickloop.config import Config
+    from tickloop.context import AgentContext
+    from tickloop.execution import RunJob, RunOutcome
+    from tickloop.registry import Backend
+    from tickloop.runs import Run
+    from tickloop.sessions import Session, Transition
+
+    Register = Callable[[Backend], None]
+
+NAME = "tickloop"
+
+_spec = pluggy.HookspecMarker(NAME)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends. Each collector hook receives ``register``; call it once per backend with a
+# :class:`tickloop.registry.Backend`. Configuration picks a backend by its name.
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def tickloop_register_memory_backends(register: Register) -> None:
+    """Called once when the registry is built, to collect memory backends.
+
+    A memory backend stores agent memory: string values under string keys, in a scope (one
+    session, or one agent for ``shared=True``). Its factory is called as ``factory(config)`` with
+    the :class:`tickloop.config.Config` and returns an object with the methods of
+    :class:`tickloop.memory.MemoryBackend`. ``[memory] backend = "NAME"`` selects it.
+
+    :param register: call ``register(Backend(name=..., factory=..., description=...))``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_register_state_stores(register: Register) -> None:
+    """Called once when the registry is built, to collect state stores.
+
+    A state store persists sessions, their transitions, runs and run logs. Its factory is
+    called as ``factory(config, url)`` and returns a :class:`tickloop.store.StateStore`. The
+    store is chosen by the scheme of ``[state] url`` (``sqlite``, ``postgresql``): the backend
+    name is that scheme.
+
+    :param register: call ``register(Backend(name=SCHEME, factory=..., description=...))``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_register_suggestion_stores(register: Register) -> None:
+    """Called once when the registry is built, to collect suggestion stores.
+
+    A suggestion store keeps manual-mode suggestions (unsigned intents awaiting approval) and
+    must approve each one at most once (compare-and-set on its status). Its factory is called
+    as ``factory(config, state_store)``.
+
+    :param register: call ``register(Backend(name=..., factory=..., description=...))``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_register_executors(register: Register) -> None:
+    """Called once when the registry is built, to collect executors.
+
+    An executor runs one :class:`tickloop.execution.RunJob` and produces a
+    :class:`tickloop.execution.RunOutcome`: in this process (``inline``), in a worker process
+    with a timeout (``process``), or elsewhere. Its factory is called as
+    ``factory(config, environment)`` with the :class:`tickloop.execution.RunEnvironment` of this
+    process, and returns a :class:`tickloop.execution.Executor`. ``[runtime] executor``
+    selects it.
+
+    :param register: call ``register(Backend(name=..., factory=..., description=...))``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_register_venues(register: Register) -> None:
+    """Called once when the registry is built, to collect trading venues.
+
+    A venue executes actions (orders, cancels, transfers, redeems) and reads account state for
+    the agent methods under ``agent.platforms.<name>``. Its factory is called as
+    ``factory(config)``; ``[venues.NAME]`` holds its options.
+
+    :param register: call ``register(Backend(name=..., factory=..., description=...))``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_register_closers(register: Register) -> None:
+    """Called once when the registry is built, to collect position closers.
+
+    A closer flattens what a session still holds on one venue after the agent's own
+    ``unwind``: it cancels the session's orders and closes its share of each position, and
+    reports anything it could not close. Its factory is called as ``factory(config)``; the
+    backend name is the venue it closes.
+
+    :param register: call ``register(Backend(name=VENUE, factory=..., description=...))``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_register_commands(cli: click.Group) -> None:
+    """Called when the ``tickloop`` command line starts, to add commands.
+
+    :param cli: the top-level :class:`click.Group`; add commands with ``cli.add_command`` or
+        the ``@cli.command()`` decorator.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution modes.
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec(firstresult=True)
+def tickloop_route_action(session: Session, action: Any, mode: str) -> str | None:
+    """Called for every value- or signature-producing action an agent takes, before it runs.
+
+    The built-in router answers ``"execute"`` in auto mode and ``"suggest"`` in manual mode and
+    is registered ``trylast``, so any plugin can decide first (for example, "suggest when the
+    notional is above 500 USD").
+
+    :param session: the :class:`tickloop.sessions.Session` the action belongs to.
+    :param action: the action (an order, cancel, transfer, redeem or raw transaction).
+    :param mode: the session's execution mode, ``"auto"`` or ``"manual"``.
+    :returns: ``"execute"`` to execute now, ``"suggest"`` to store a suggestion for a person to
+        approve, or ``None`` to let another plugin decide.
+
+    Stops at the first non-None result; return None to let other plugins decide.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle events. Called in the process that made the change, after it is committed.
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec
+def tickloop_session_transitioned(session: Session, transition: Transition) -> None:
+    """Called after a session changed state (start, pause, resume, stop, unwind, unwound).
+
+    :param session: the session as it is after the change.
+    :param transition: the :class:`tickloop.sessions.Transition` that was recorded: ``action``,
+        ``from_state``, ``to_state``, ``at`` and ``reason``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_run_started(session: Session, run: Run) -> None:
+    """Called after a run was recorded as started and before its agent function is invoked.
+
+    :param session: the session the run belongs to.
+    :param run: the :class:`tickloop.runs.Run`, with ``status == "running"``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_run_finished(session: Session, run: Run) -> None:
+    """Called after a run's result was committed: succeeded, failed, timed out or skipped.
+
+    :param session: the session the run belongs to, with its next run time already set.
+    :param run: the finished :class:`tickloop.runs.Run`, with its error, traceback and logs.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_run_missed(session: Session, scheduled_at: Any, policy: str) -> None:
+    """Called when runs were missed while the runtime was down (an outage) and are not run.
+
+    With the ``coalesce`` policy the missed runs become one run and this hook is not called;
+    with ``skip`` it is called once per session, and a ``skipped`` run is recorded.
+
+    :param session: the session whose runs were missed.
+    :param scheduled_at: the first missed scheduled time (a timezone-aware datetime).
+    :param policy: the missed-run policy in force (``"skip"``).
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Running agent code. Called in the process that executes the run (a worker process for the
+# ``process`` executor), so implementations must not rely on the parent's state.
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec(firstresult=True)
+def tickloop_run_call(job: RunJob, context: AgentContext, function: Callable[..., Any]) -> RunOutcome | None:
+    """Called to invoke the agent's ``run`` or ``unwind`` for one run.
+
+    The built-in implementation (``trylast``) calls ``function`` with the context (and, for an
+    unwind, the portfolio), catches what it raises and returns the outcome. Use
+    ``@hookimpl(wrapper=True)`` to wrap every run for timing, metrics or locks: put the work
+    after ``outcome = yield`` in ``try/finally`` and return ``outcome``.
+
+    :param job: the :class:`tickloop.execution.RunJob` being executed.
+    :param context: the fresh :class:`tickloop.context.AgentContext` built for this run.
+    :param function: the agent's ``run`` or ``unwind`` function.
+    :returns: the :class:`tickloop.execution.RunOutcome`, or ``None`` to let the next
+        implementation invoke the agent.
+
+    Stops at the first non-None result; return None to let other plugins decide.
+
+    .. versionadded:: 0.1
+    """
+
+
+HOOK_NAMES = tuple(name for name in dict(globals()) if name.startswith(f"{NAME}_"))

@@ -1,0 +1,75 @@
+"""Backends by name: what each installed plugin provides, and picking one from configuration."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+
+from tickloop.errors import PluginError, UnknownBackendError
+
+#: family -> (collector hook, the extra that installs more of them)
+FAMILIES: dict[str, tuple[str, str]] = {
+    "memory": ("tickloop_register_memory_backends", "pip install 'tickloop[redis]' for redis"),
+    "store": ("tickloop_register_state_stores", "pip install 'tickloop[postgres]' for postgresql"),
+    "suggestions": ("tickloop_register_suggestion_stores", ""),
+    "executor": ("tickloop_register_executors", "pip install 'tickloop[temporal]' for temporal"),
+    "venue": ("tickloop_register_venues", ""),
+    "closer": ("tickloop_register_closers", ""),
+}
+
+
+@attrs.frozen
+class Backend:
+    """One named backend a plugin offers; ``factory`` builds it (arguments depend on the family)."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+    plugin: str = ""  # set by the registry: the plugin that registered it
+
+
+@attrs.frozen
+class Registry:
+    """Every backend of every family, collected from the plugin manager once."""
+
+    backends: dict[str, dict[str, Backend]]
+
+    @classmethod
+    def from_plugin_manager(cls, pm: Any) -> Registry:
+        backends: dict[str, dict[str, Backend]] = {}
+        for family, (hook_name, _) in FAMILIES.items():
+            found: dict[str, Backend] = {}
+            caller = getattr(pm.hook, hook_name)
+            # Call implementations one at a time so each backend is attributed to its plugin.
+            for impl in reversed(caller.get_hookimpls()):
+                plugin = impl.plugin_name
+
+                def register(backend: Backend, _plugin: str = plugin, _found: dict = found, _family: str = family) -> None:
+                    if not isinstance(backend, Backend):
+                        raise PluginError(f"plugin {_plugin!r} registered {backend!r} as a {_family} backend;"
+                                          " expected tickloop.registry.Backend")
+                    if backend.name in _found:
+                        raise PluginError(f"{_family} backend {backend.name!r} is registered twice:"
+                                          f" by {_found[backend.name].plugin!r} and by {_plugin!r}")
+                    _found[backend.name] = attrs.evolve(backend, plugin=_plugin)
+
+                impl.function(register=register)
+            backends[family] = found
+        return cls(backends)
+
+    def names(self, family: str) -> list[str]:
+        return sorted(self.backends.get(family, {}))
+
+    def get(self, family: str, name: str, *, key: str) -> Backend:
+        """The backend ``name`` of ``family``; ``key`` is the config key that named it (for the error)."""
+        try:
+            return self.backends[family][name]
+        except KeyError:
+            pass
+        installed = ", ".join(self.names(family)) or "none"
+        hint = FAMILIES[family][1]
+        raise UnknownBackendError(
+            f"{key}: unknown {family} backend {name!r}; installed: {installed}"
+            + (f" ({hint})" if hint else " (is the plugin that provides it installed?)")
+        )

@@ -1,0 +1,132 @@
+"""The state store interface: sessions, their audit trail, runs and run logs.
+
+A store is a plugin (``tickloop_register_state_stores``), chosen by the scheme of
+``[state] url``. The built-in ``sqlite`` store keeps everything in one SQLite file (WAL); a
+PostgreSQL store implements the same interface for many nodes. Every method that writes
+commits before it returns: what it returned is durable.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import attrs
+
+from tickloop.runs import LogLine, Run
+from tickloop.schedule import Schedule
+from tickloop.sessions import Session, State, Transition
+
+UNCHANGED: Any = attrs.NOTHING  # "leave this column as it is"
+
+
+@attrs.frozen
+class NewSession:
+    """What starting a session writes: created and moved to running in one transaction."""
+
+    agent: str
+    agent_ref: str
+    wallet: str
+    mode: str
+    schedule: Schedule
+    settings: dict[str, Any]
+    allocation: str | None
+    at: datetime
+    next_run_at: datetime
+    reason: str = ""
+
+
+@attrs.frozen
+class RunStart:
+    """A run about to invoke agent code; recorded as ``running`` before it starts."""
+
+    session_id: int
+    kind: str
+    scheduled_at: datetime
+    started_at: datetime
+
+
+@attrs.frozen
+class RunFinish:
+    """A run's outcome plus the session's schedule after it, committed together."""
+
+    run_id: int
+    session_id: int
+    status: str
+    finished_at: datetime
+    error: str | None = None
+    traceback: str | None = None
+    logs: tuple[LogLine, ...] = ()
+    # The session's schedule after this run; None leaves next_run_at empty (e.g. an unwind).
+    next_run_at: datetime | None = None
+    last_scheduled_at: datetime | None = None
+
+
+class StateStore(Protocol):
+    """What a state store plugin provides."""
+
+    url: str
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def create_session(self, new: NewSession) -> tuple[Session, Transition]:
+        """Insert a session and move it ``created -> running`` (one ``start`` transition row)."""
+
+    def get_session(self, session_id: int) -> Session:
+        """The session; :class:`tickloop.errors.NotFoundError` if there is none."""
+
+    def list_sessions(self, *, states: Iterable[State] | None = None, agent: str | None = None,
+                      wallet: str | None = None) -> list[Session]:
+        """Sessions ordered by id, filtered by state, agent name and wallet."""
+
+    def transition(self, session_id: int, action: str, *, at: datetime, reason: str = "",
+                   next_run_at: datetime | None = UNCHANGED) -> tuple[Session, Transition]:
+        """Apply ``action`` atomically (compare-and-set on the state) and append to the audit trail.
+
+        Refused transitions raise :class:`tickloop.errors.TransitionError` and change nothing.
+        ``next_run_at`` (when given) is written in the same transaction.
+        """
+
+    def transitions(self, session_id: int) -> list[Transition]:
+        """The session's audit trail, oldest first."""
+
+    def sessions_revision(self) -> int:
+        """A number that changes whenever any session is created or changes state (any process)."""
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start_runs(self, starts: Sequence[RunStart]) -> list[Run]:
+        """Record runs as ``running`` in one transaction; returns them with their ids, in order."""
+
+    def finish_runs(self, finishes: Sequence[RunFinish]) -> None:
+        """In one transaction: each run's outcome and log lines, and its session's schedule
+        (``next_run_at``, ``last_scheduled_at``, ``last_finished_at = finished_at``)."""
+
+    def get_run(self, run_id: int) -> Run:
+        """The run with its log lines; :class:`tickloop.errors.NotFoundError` if there is none."""
+
+    def runs(self, *, session_id: int | None = None, status: str | None = None, limit: int = 100,
+             logs: bool = False) -> list[Run]:
+        """Runs, newest first; with ``logs=True`` each carries its log lines."""
+
+    def logs(self, *, session_id: int | None = None, run_id: int | None = None,
+             limit: int = 1000) -> list[tuple[int, LogLine]]:
+        """``(run_id, line)`` pairs in the order they were logged (the last ``limit``)."""
+
+    def recover_interrupted(self, *, at: datetime) -> list[Run]:
+        """Mark runs still ``running`` (their process died) as ``failed`` with an "interrupted"
+        error; returns them. Called by the owner at start-up."""
+
+    # -- ownership and change notification -----------------------------------------------------
+
+    def acquire_owner(self) -> None:
+        """Become the one ``serve`` process of this store, until :meth:`close` or process exit.
+
+        Raises :class:`tickloop.errors.StoreLockedError` naming the owner when another has it.
+        """
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from another thread) whenever another process changed a session."""
+
+    def close(self) -> None:
+        """Release the connection, the ownership and the listener."""

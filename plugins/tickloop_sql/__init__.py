@@ -1,0 +1,1 @@
+"""tickloop built-in plugin: sql (placeholder)."""

@@ -1,1 +1,0 @@
-"""tickloop built-in plugin: sqlite (placeholder)."""

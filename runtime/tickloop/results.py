@@ -13,7 +13,11 @@ import attrs
 
 
 class Data(Mapping[str, Any]):
-    """A read-only mapping whose keys are also attributes (``data.value`` == ``data["value"]``)."""
+    """A read-only mapping whose keys are also attributes (``data.value`` == ``data["value"]``).
+
+    A key wins over a Mapping method of the same name, so ``data.items`` is the ``items`` list
+    of a memory listing, as in the Circuit SDK.
+    """
 
     __slots__ = ("_items",)
 
@@ -29,11 +33,15 @@ class Data(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_"):
+            items = object.__getattribute__(self, "_items")
+            if name in items:
+                return wrap(items[name])
+        return object.__getattribute__(self, name)
+
     def __getattr__(self, name: str) -> Any:
-        try:
-            return wrap(self._items[name])
-        except KeyError:
-            raise AttributeError(name) from None
+        raise AttributeError(name)
 
     def __repr__(self) -> str:
         return f"Data({self._items!r})"

@@ -85,9 +85,10 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, home: str | os.PathLike[str] | None = None,
-             env: Mapping[str, str] | None = None) -> Config:
+             env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
         """Read the config file (``path``, else ``TICKLOOP_CONFIG``, else ``<home>/tickloop.toml`` if
-        it exists), apply environment overrides, and check every key."""
+        it exists), apply environment overrides, then ``overrides`` (nested sections, as in the
+        file), and check every key."""
         env = os.environ if env is None else env
         home_path = Path(home or env.get("TICKLOOP_HOME") or default_home()).expanduser().absolute()
         file = path or env.get("TICKLOOP_CONFIG")
@@ -104,6 +105,11 @@ class Config:
             raise ConfigError(Problem(str(file_path), "", "no such file"))
         source = str(file_path) if file_path.exists() else "environment"
         raw = _apply_env(raw, env)
+        for section, values in (overrides or {}).items():
+            if isinstance(values, Mapping) and isinstance(raw.get(section), dict):
+                raw[section] = {**raw[section], **values}
+            else:
+                raw[section] = dict(values) if isinstance(values, Mapping) else values
         return cls.from_dict(raw, home=home_path, path=file_path if file_path.exists() else None, source=source)
 
     @classmethod

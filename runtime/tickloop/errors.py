@@ -69,3 +69,7 @@ class PluginError(TickloopError):
 
 class StoreLockedError(TickloopError):
     """Another serve process owns the state store."""
+
+
+class AgentError(TickloopError):
+    """An agent that was found but cannot be used (its main.py fails to import, has no run)."""

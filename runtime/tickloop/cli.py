@@ -1,0 +1,528 @@
+"""The ``tickloop`` command line.
+
+Every command works whether or not ``serve`` is running: commands write to the state store, and
+a running ``serve`` is told of each change at once. Heavy modules are imported inside commands,
+so ``tickloop --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable
+
+import click
+
+from tickloop.errors import TickloopError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tickloop.loop import Runtime
+    from tickloop.runs import Run
+    from tickloop.sessions import Session
+
+DEV_WALLET = "0x" + "0" * 39 + "1"  # `tickloop run` needs some address; this one holds nothing
+
+
+class Group(click.Group):
+    """A click group that turns tickloop's user errors into one-line messages (exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TickloopError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class Options:
+    def __init__(self, home: str | None, config: str | None) -> None:
+        self.home = home
+        self.config = config
+        self._runtime: Runtime | None = None
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            from tickloop.loop import Runtime
+
+            self._runtime = Runtime.from_config(self.config, home=self.home)
+        return self._runtime
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _rt(ctx: click.Context) -> Runtime:
+    return ctx.find_object(Options).runtime()
+
+
+def _json_out(obj: Any) -> None:
+    from tickloop.wire import dumps
+
+    click.echo(dumps(obj))
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def _parse_settings(values: Iterable[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--setting")
+        settings[key.strip()] = value
+    return settings
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", type=click.Path(file_okay=False), envvar="TICKLOOP_HOME",
+              help="Folder for state, memory and tickloop.toml [env TICKLOOP_HOME; default ~/.tickloop].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="TICKLOOP_CONFIG",
+              help="Config file to use instead of <home>/tickloop.toml.")
+@click.version_option(package_name="tickloop", prog_name="tickloop")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, config_path: str | None) -> None:
+    """tickloop: run Circuit-style trading agents on your own machine.
+
+    \b
+    Quick start:
+      tickloop demo                                # a guided tour in a scratch folder
+      tickloop check ./my-agent                    # validate circuit.toml
+      tickloop run ./my-agent --once               # one local cycle
+      tickloop sessions start ./my-agent --wallet 0x...
+      tickloop serve                               # run every session on its schedule
+    """
+    options = Options(home, config_path)
+    ctx.obj = options
+    ctx.call_on_close(options.close)
+
+
+# -- demo, serve, run, check --------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--runs", default=6, show_default=True, help="Scheduled runs to show before pausing.")
+@click.option("--keep", is_flag=True, help="Keep the demo's folder and print where it is.")
+@click.pass_context
+def demo(ctx: click.Context, runs: int, keep: bool) -> None:
+    """A guided tour: start the example agent, run it on its schedule, pause, resume, unwind."""
+    from tickloop.demo import run_demo
+
+    options = ctx.find_object(Options)
+    run_demo(_console(), home=options.home, runs=runs, keep=keep)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address for the HTTP API [default from [api] host: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port for the HTTP API [default from [api] port].")
+@click.option("--token", default=None, envvar="TICKLOOP_API_TOKEN",
+              help="Token clients must send; required when --host is not a loopback address.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, token: str | None) -> None:
+    """Run every session of the home on its schedule until interrupted.
+
+    One serve owns a home at a time; a second one says so and exits.
+    """
+    rt = _rt(ctx)
+    host = host or rt.config.api.host
+    token = token or rt.config.api.token
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        raise TickloopError(f"--host {host}: a --token is required when serving beyond this machine")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+        rt.wake()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    err = _console(stderr=True)
+
+    def ready() -> None:
+        open_sessions = len(rt.sessions(states=["running", "paused", "unwinding"]))
+        err.print(f"tickloop serve: home {rt.config.home}, {open_sessions} open session(s),"
+                  f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
+
+    rt.serve(stop=stop, ready=ready)
+    err.print("tickloop serve: stopped")
+
+
+@cli.command()
+@click.argument("agent")
+@click.option("--once", is_flag=True, help="Run one cycle now, then stop the session.")
+@click.option("--mode", type=click.Choice(["auto", "manual"]), default=None,
+              help="Execution mode [default: the first of allowedExecutionModes].")
+@click.option("--wallet", default=DEV_WALLET, show_default=True, help="Session wallet address.")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run(s) as JSON.")
+@click.pass_context
+def run(ctx: click.Context, agent: str, once: bool, mode: str | None, wallet: str, settings: tuple[str, ...],
+        as_json: bool) -> None:
+    """Run AGENT (a folder path or an installed agent's name) locally, like `circuit run`.
+
+    Without --once it keeps running on the agent's schedule until interrupted; the session is
+    stopped at the end either way. Exits 1 when a run fails.
+    """
+    rt = _rt(ctx)
+    rt.store.acquire_owner()  # a running serve would run this session too; refuse instead
+    loaded = rt.agents.load(agent)
+    session = rt.start_session(agent, wallet, mode=mode or loaded.manifest.default_mode,
+                               settings=_parse_settings(settings), reason="tickloop run")
+    console = _console()
+    failed = False
+    try:
+        if once:
+            run_ = rt.run_now(session.id)
+            failed = run_.status != "succeeded"
+            _json_out(run_) if as_json else _print_run(console, run_)
+        else:
+            stop = threading.Event()
+            signal.signal(signal.SIGINT, lambda *a: stop.set())
+            signal.signal(signal.SIGTERM, lambda *a: stop.set())
+            console.print(f"running {loaded.name} as session {session.id} ({session.schedule.describe()});"
+                          " Ctrl-C to stop")
+            while not stop.is_set():
+                run_ = rt.run_now(session.id)
+                failed = failed or run_.status != "succeeded"
+                _json_out(run_) if as_json else _print_run(console, run_)
+                wait = (rt.session(session.id).next_run_at - rt.now()).total_seconds()
+                stop.wait(max(0.0, wait))
+    finally:
+        rt.stop(session.id, reason="tickloop run finished")
+    if failed:
+        ctx.exit(1)
+
+
+def _print_run(console: Console, run_: Run) -> None:
+    style = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow"}.get(run_.status, "")
+    console.print(f"run {run_.id} ({run_.kind}) [{style}]{run_.status}[/] at {_when(run_.finished_at)}")
+    for line in run_.logs:
+        level = {"error": "[red]error[/]", "debug": "[dim]debug[/]"}.get(line.level, "info ")
+        console.print(f"  {level} {line.message}", markup=True, soft_wrap=True)
+    if run_.error:
+        console.print(f"  [red]{run_.error}[/]", soft_wrap=True)
+        if run_.traceback:
+            console.print(run_.traceback.rstrip(), markup=False, style="dim", soft_wrap=True)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+def check(path: str) -> None:
+    """Validate an agent folder (or its circuit.toml): report every problem, exit 1 if any."""
+    from tickloop.manifest import Manifest, check_agent_folder
+
+    problems = check_agent_folder(path)
+    if problems:
+        err = _console(stderr=True)
+        for problem in problems:
+            err.print(str(problem), markup=False, soft_wrap=True)
+        raise SystemExit(1)
+    manifest = Manifest.from_file(path)
+    click.echo(f"ok: {manifest.name} {manifest.version} ({manifest.schedule.describe()},"
+               f" {len(manifest.settings)} setting(s))")
+
+
+# -- agents, plugins ----------------------------------------------------------------------------
+
+
+@cli.group()
+def agents() -> None:
+    """Installed agents (the tickloop.agents entry points)."""
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def agents_list(as_json: bool) -> None:
+    """List installed agents with their manifest's name, version and schedule."""
+    from tickloop.agents import AgentLoader, installed_agents
+
+    loader = AgentLoader()
+    rows = []
+    for info in installed_agents():
+        row: dict[str, Any] = {"name": info.name, "entry_point": info.value, "distribution": info.distribution,
+                               "version": info.version}
+        try:
+            manifest = loader.load(info.name).manifest
+            row.update(agent=manifest.name, tagline=manifest.tagline, schedule=manifest.schedule.describe(),
+                       modes=list(manifest.allowedExecutionModes), error=None)
+        except TickloopError as exc:
+            row.update(agent=None, tagline=None, schedule=None, modes=[], error=str(exc))
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("name", "version", "tagline", "schedule", "modes", "from")
+    for row in rows:
+        if row["error"]:
+            table.add_row(row["name"], "", f"[red]{row['error']}[/]", "", "", row["distribution"] or "")
+        else:
+            table.add_row(row["name"], row["version"] or "", row["tagline"], row["schedule"], ",".join(row["modes"]),
+                          f"{row['distribution']} {row['version']}")
+    console = _console()
+    console.print(table if rows else "no agents installed (pip install ./agents/hello, or run a folder by path)")
+
+
+@cli.group()
+def plugins() -> None:
+    """Loaded plugins and the hooks they implement."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def plugins_list(ctx: click.Context, as_json: bool) -> None:
+    """List loaded plugins: name, distribution, version and hooks."""
+    from tickloop.config import Config
+    from tickloop.plugins import describe, make_plugin_manager
+    from tickloop.registry import FAMILIES, Registry
+
+    options = ctx.find_object(Options)
+    config = Config.load(options.config, home=options.home)
+    pm = make_plugin_manager(block=config.plugins.block)
+    rows = describe(pm)
+    registry = Registry.from_plugin_manager(pm)
+    provides: dict[str, list[str]] = {}
+    for family in FAMILIES:
+        for name in registry.names(family):
+            provides.setdefault(registry.backends[family][name].plugin, []).append(f"{family}:{name}")
+    for row in rows:
+        row["provides"] = provides.get(row["name"], [])
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table("plugin", "distribution", "provides", "hooks")
+    for row in rows:
+        if row["blocked"]:
+            table.add_row(row["name"], "[yellow]blocked[/]", "", "")
+            continue
+        dist = f"{row['distribution']} {row['version']}" if row["distribution"] else row["module"]
+        hooks = ", ".join(h.removeprefix("tickloop_") for h in row["hooks"])
+        table.add_row(row["name"], dist, ", ".join(row["provides"]), hooks)
+    _console().print(table)
+
+
+# -- sessions -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def sessions() -> None:
+    """Start, list, inspect, pause, resume, stop and unwind sessions."""
+
+
+@sessions.command("start")
+@click.argument("agent")
+@click.option("--wallet", required=True, help="The wallet address the session trades from.")
+@click.option("--mode", type=click.Choice(["auto", "manual"]), default=None,
+              help="Execution mode [default: the first of allowedExecutionModes].")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
+@click.option("--allocation", default=None, help="Amount of the startingAsset, in raw units.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sessions_start(ctx: click.Context, agent: str, wallet: str, mode: str | None, settings: tuple[str, ...],
+                   allocation: str | None, as_json: bool) -> None:
+    """Start AGENT (an installed agent's name or a folder path) on a wallet."""
+    rt = _rt(ctx)
+    loaded = rt.agents.load(agent)
+    session = rt.start_session(agent, wallet, mode=mode or loaded.manifest.default_mode,
+                               settings=_parse_settings(settings), allocation=allocation)
+    if as_json:
+        _json_out(session)
+    else:
+        click.echo(f"started session {session.id}: {session.agent} on {session.wallet} ({session.mode},"
+                   f" {session.schedule.describe()}); first run due now")
+
+
+@sessions.command("list")
+@click.option("--state", "states", multiple=True,
+              type=click.Choice(["created", "running", "paused", "unwinding", "stopped"]),
+              help="Only sessions in this state (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sessions_list(ctx: click.Context, states: tuple[str, ...], as_json: bool) -> None:
+    """List sessions."""
+    rt = _rt(ctx)
+    found = rt.sessions(states=states or None)
+    if as_json:
+        _json_out(found)
+        return
+    from rich.table import Table
+
+    table = Table("id", "agent", "wallet", "mode", "state", "schedule", "next run")
+    for s in found:
+        next_run = _when(s.next_run_at) if s.state in ("running", "unwinding") else "-"
+        table.add_row(str(s.id), s.agent, s.wallet, s.mode, _state_text(s.state), s.schedule.describe(), next_run)
+    _console().print(table if found else "no sessions")
+
+
+def _state_text(state: Any) -> str:
+    colour = {"running": "green", "paused": "yellow", "unwinding": "magenta", "stopped": "dim"}.get(str(state), "")
+    return f"[{colour}]{state}[/]" if colour else str(state)
+
+
+@sessions.command("show")
+@click.argument("session_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
+    """Show a session: settings, schedule, upcoming runs, audit trail and recent runs."""
+    from tickloop import schedule as schedules
+
+    rt = _rt(ctx)
+    session = rt.session(session_id)
+    transitions = rt.transitions(session_id)
+    recent = rt.runs(session_id, limit=5)
+    upcoming: list[datetime] = []
+    if session.state == "running" and session.next_run_at is not None:
+        upcoming = [session.next_run_at]
+        if session.schedule.kind != "rolling":
+            upcoming += schedules.upcoming(session.schedule, after=session.next_run_at, count=4)
+    if as_json:
+        from tickloop.wire import to_data
+
+        click.echo(json.dumps({"session": to_data(session), "transitions": to_data(transitions),
+                               "upcoming": [u.isoformat() for u in upcoming], "runs": to_data(recent)}, indent=2))
+        return
+    console = _console()
+    console.print(f"[bold]session {session.id}[/]: {session.agent} ({session.agent_ref})")
+    console.print(f"  state      {_state_text(session.state)}")
+    console.print(f"  wallet     {session.wallet}    mode {session.mode}")
+    console.print(f"  schedule   {session.schedule.describe()}")
+    if upcoming:
+        console.print("  next runs  " + ", ".join(_when(u) for u in upcoming))
+    if session.state == "paused" and session.next_run_at is not None:
+        console.print(f"  paused; on resume the next run is the first scheduled point at or after the resume time")
+    if session.allocation:
+        console.print(f"  allocation {session.allocation}")
+    for key, value in session.settings.items():
+        console.print(f"  setting    {key} = {value!r}", markup=False)
+    console.print("[bold]audit trail[/]")
+    for t in transitions:
+        reason = f" ({t.reason})" if t.reason else ""
+        console.print(f"  {_when(t.at)}  {t.action:<8} {t.from_state} -> {t.to_state}{reason}", markup=False)
+    if recent:
+        console.print("[bold]recent runs[/]")
+        for r in reversed(recent):
+            console.print(f"  run {r.id:<6} {r.kind:<6} {_when(r.scheduled_at)}  {r.status}"
+                          + (f"  {r.error.splitlines()[0]}" if r.error else ""), markup=False)
+
+
+def _lifecycle(action: str, help_text: str) -> None:
+    @sessions.command(action, help=help_text)
+    @click.argument("session_id", type=int)
+    @click.option("--reason", default="", help="Recorded in the session's audit trail.")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_context
+    def command(ctx: click.Context, session_id: int, reason: str, as_json: bool) -> None:
+        rt = _rt(ctx)
+        session: Session = getattr(rt, action)(session_id, reason=reason or f"tickloop sessions {action}")
+        if as_json:
+            _json_out(session)
+            return
+        extra = ""
+        if session.state == "running" and session.next_run_at is not None:
+            extra = f"; next run {_when(session.next_run_at)}"
+        elif session.state == "unwinding":
+            extra = "; the running serve will unwind it now"
+        click.echo(f"session {session.id} is {session.state}{extra}")
+
+
+_lifecycle("pause", "Pause a running session: no cycles run; schedule, memory and allocation are kept.")
+_lifecycle("resume", "Resume a paused session at its next scheduled point (no catch-up run).")
+_lifecycle("stop", "Stop a session without unwinding; its session memory is cleared.")
+_lifecycle("unwind", "Call the agent's unwind, then stop the session.")
+
+
+# -- runs, logs ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def runs() -> None:
+    """Runs of sessions: status, timing, errors."""
+
+
+@runs.command("list")
+@click.option("--session", "session_id", type=int, default=None, help="Only this session's runs.")
+@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "timed_out", "skipped"]), default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs_list(ctx: click.Context, session_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    rt = _rt(ctx)
+    found = list(reversed(rt.runs(session_id, status=status, limit=limit)))
+    if as_json:
+        _json_out(found)
+        return
+    from rich.table import Table
+
+    table = Table("run", "session", "kind", "scheduled", "started", "took", "status", "error")
+    for r in found:
+        took = f"{(r.finished_at - r.started_at).total_seconds():.3f}s" if r.finished_at and r.started_at else "-"
+        style = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow"}.get(r.status, "")
+        table.add_row(str(r.id), str(r.session_id), r.kind, _when(r.scheduled_at), _when(r.started_at), took,
+                      f"[{style}]{r.status}[/]" if style else r.status, (r.error or "").splitlines()[0] if r.error else "")
+    _console().print(table if found else "no runs")
+
+
+@cli.command()
+@click.option("--session", "session_id", type=int, default=None, help="Only this session's lines.")
+@click.option("--run", "run_id", type=int, default=None, help="Only this run's lines.")
+@click.option("--limit", type=int, default=200, show_default=True, help="The last N lines.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def logs(ctx: click.Context, session_id: int | None, run_id: int | None, limit: int, as_json: bool) -> None:
+    """Show what agents logged with agent.log, oldest first."""
+    rt = _rt(ctx)
+    lines = rt.logs(session_id=session_id, run_id=run_id, limit=limit)
+    if as_json:
+        from tickloop.wire import to_data
+
+        click.echo(json.dumps([{"run_id": rid, **to_data(line)} for rid, line in lines], indent=2))
+        return
+    console = _console()
+    for rid, line in lines:
+        style = {"error": "red", "debug": "dim"}.get(line.level, "")
+        text = f"{_when(line.at)} run {rid:<6} {line.level:<5} {line.message}"
+        console.print(text, style=style or None, markup=False, soft_wrap=True)
+    if not lines:
+        console.print("no log lines")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``tickloop`` script: loads plugin commands, then runs the CLI."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args in (["-h"], ["--help"], ["--version"]):
+        # Help and version never load plugins, so a broken plugin cannot hide them.
+        cli.main(args=args, prog_name="tickloop")
+        return
+    try:
+        from tickloop.plugins import make_plugin_manager
+
+        make_plugin_manager().hook.tickloop_register_commands(cli=cli)
+    except TickloopError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cli.main(args=args, prog_name="tickloop")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,484 @@
+"""The runtime: sessions, their schedule, and the loop that runs what is due.
+
+Time is injected: ``tick(now)`` runs everything due at ``now`` with the clock reading ``now``
+meanwhile, so schedule behaviour is tested exactly and without sleeping. ``serve()`` is the same
+machinery on the real clock: it sleeps until the next due time and wakes early when a run
+completes or another process changes a session.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import queue
+import re
+import threading
+from concurrent.futures import Future
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+import attrs
+
+from tickloop import schedule as schedules
+from tickloop.agents import Agent, AgentLoader
+from tickloop.config import Config
+from tickloop.errors import SettingsError, TickloopError, Problem
+from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.memory import Memory, MemoryBackend, session_scope
+from tickloop.plugins import PluginManager, make_plugin_manager
+from tickloop.registry import Registry
+from tickloop.runs import FAILED, SKIPPED, LogLine, Run
+from tickloop.sessions import OPEN_STATES, Session, State, Transition
+from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart, StateStore
+
+UTC = timezone.utc
+# How long serve() sleeps at most when nothing is scheduled; a change or a completion wakes it.
+IDLE_WAIT = 3600.0
+_ETH_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_SOL_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
+
+Pending = tuple[Run, Session, "Future[RunOutcome]"]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise TickloopError(f"times must be timezone-aware, got {value.isoformat()} without a timezone")
+    return value.astimezone(UTC)
+
+
+def _outcome(run: Run, future: Future[RunOutcome]) -> RunOutcome:
+    """The executor's outcome; an executor that broke becomes a failed run, never a crashed loop."""
+    try:
+        return future.result()
+    except Exception as exc:
+        return RunOutcome(run.id, FAILED, error=f"executor failed: {type(exc).__name__}: {exc}")
+
+
+class Runtime:
+    """Runs agents' sessions on their schedules. Use :meth:`from_config` to build one."""
+
+    def __init__(self, *, config: Config, pm: PluginManager, registry: Registry, store: StateStore,
+                 memory: MemoryBackend, agents: AgentLoader, environment: RunEnvironment, executor: Any,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.pm = pm
+        self.hook = pm.hook
+        self.registry = registry
+        self.store = store
+        self.memory_backend = memory
+        self.agents = agents
+        self.environment = environment
+        self.executor = executor
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._pinned: datetime | None = None
+        # The schedule: due times of open sessions that are not in flight, in a heap with lazy
+        # deletion (an entry is live only while _due[session] is that very datetime).
+        self._open: dict[int, Session] = {}
+        self._due: dict[int, datetime] = {}
+        self._heap: list[tuple[float, int, datetime]] = []
+        self._inflight: set[int] = set()
+        self._revision: int | None = None
+        self._wake = threading.Event()
+        self._serving = False
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *, home: str | os.PathLike[str] | None = None,
+                    overrides: Mapping[str, Any] | None = None, plugins: Iterable[Any] = (),
+                    clock: Callable[[], datetime] | None = None) -> Runtime:
+        """Build a runtime from ``tickloop.toml`` (``path``, or the one in ``home``), ``TICKLOOP_*``
+        variables and ``overrides``; ``plugins`` are extra plugin objects to register."""
+        config = Config.load(path, home=home, overrides=overrides)
+        config.home.mkdir(parents=True, exist_ok=True)
+        pm = make_plugin_manager(block=config.plugins.block, plugins=plugins)
+        registry = Registry.from_plugin_manager(pm)
+        scheme = config.state_url.partition(":")[0].partition("+")[0]
+        store = registry.get("store", scheme, key="state.url").factory(config, config.state_url)
+        try:
+            memory = registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
+            agents = AgentLoader()
+            environment = RunEnvironment(hook=pm.hook, memory=memory, agents=agents)
+            executor = registry.get("executor", config.runtime.executor, key="runtime.executor").factory(
+                config, environment)
+        except BaseException:
+            store.close()
+            raise
+        return cls(config=config, pm=pm, registry=registry, store=store, memory=memory, agents=agents,
+                   environment=environment, executor=executor, clock=clock)
+
+    # -- clock ---------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The runtime's clock: the ``now`` of the current :meth:`tick`, else the real clock."""
+        return self._pinned or self._clock()
+
+    def _at(self, now: datetime | None) -> datetime:
+        return _utc(now) if now is not None else self.now()
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def start_session(self, agent: str, wallet: str, *, mode: str = "auto", settings: Mapping[str, Any] | None = None,
+                      allocation: int | str | None = None, now: datetime | None = None, reason: str = "") -> Session:
+        """Start ``agent`` (an entry-point name or a folder path) on ``wallet``; its first run is due at once."""
+        at = self._at(now)
+        loaded = self.agents.load(agent)
+        manifest = loaded.manifest
+        if mode not in manifest.allowedExecutionModes:
+            allowed = ", ".join(manifest.allowedExecutionModes)
+            raise SettingsError(Problem(manifest.file, "allowedExecutionModes",
+                                        f"mode {mode!r} is not allowed for agent {manifest.name!r} (allowed: {allowed})"))
+        self._check_wallet(loaded, wallet)
+        resolved = manifest.resolve_settings(settings or {})
+        raw_allocation = self._check_allocation(loaded, allocation)
+        for other in self.store.list_sessions(states=OPEN_STATES, agent=manifest.name, wallet=wallet):
+            raise TickloopError(f"agent {manifest.name!r} already has session {other.id} ({other.state}) on wallet"
+                                f" {wallet}; the same agent cannot run twice on one wallet")
+        session, transition = self.store.create_session(NewSession(
+            agent=manifest.name, agent_ref=loaded.ref, wallet=wallet, mode=mode, schedule=manifest.schedule,
+            settings=resolved, allocation=raw_allocation, at=at,
+            next_run_at=schedules.first_run(manifest.schedule, at), reason=reason))
+        self._changed(session, transition)
+        return session
+
+    @staticmethod
+    def _check_wallet(agent: Agent, wallet: str) -> None:
+        kind = agent.manifest.walletType
+        pattern = _SOL_ADDRESS if kind == "solana" else _ETH_ADDRESS
+        if not isinstance(wallet, str) or not pattern.fullmatch(wallet):
+            shape = "a base58 address" if kind == "solana" else "0x followed by 40 hex digits"
+            raise TickloopError(f"wallet {wallet!r} is not a well-formed {kind} address ({shape});"
+                                f" agent {agent.name!r} has walletType {kind!r}")
+
+    @staticmethod
+    def _check_allocation(agent: Agent, allocation: int | str | None) -> str | None:
+        if allocation is None:
+            return None
+        text = str(allocation)
+        if not text.isdigit():
+            raise TickloopError(f"allocation {text!r} must be a whole number of raw units of the starting asset")
+        asset = agent.manifest.startingAsset
+        if asset is not None and int(text) < int(asset.minimumAmount):
+            raise TickloopError(f"allocation {text} is below the agent's startingAsset.minimumAmount"
+                                f" {asset.minimumAmount} ({asset.address} on {asset.network})")
+        return text
+
+    def pause(self, session_id: int, now: datetime | None = None, *, reason: str = "") -> Session:
+        """Stop running the session's cycles; its schedule and memory are kept."""
+        return self._transition(session_id, "pause", self._at(now), reason)
+
+    def resume(self, session_id: int, now: datetime | None = None, *, reason: str = "") -> Session:
+        """Run again from the next scheduled point at or after ``now`` (never a catch-up run)."""
+        at = self._at(now)
+        session = self.store.get_session(session_id)
+        anchor = session.next_run_at or at
+        next_at = schedules.resume_at(session.schedule, anchor=anchor, now=at)
+        return self._transition(session_id, "resume", at, reason, next_run_at=next_at)
+
+    def stop(self, session_id: int, now: datetime | None = None, *, reason: str = "") -> Session:
+        """End the session without unwinding; its session memory is cleared."""
+        return self._transition(session_id, "stop", self._at(now), reason, next_run_at=None)
+
+    def unwind(self, session_id: int, assets: Iterable[str] | None = None, now: datetime | None = None, *,
+               reason: str = "") -> Session:
+        """Call the agent's ``unwind`` once, then stop the session.
+
+        The unwind runs here unless another process serves the store; then that ``serve`` runs
+        it (it is told at once). An unwind interrupted by a crash runs again after restart.
+        """
+        at = self._at(now)
+        session = self._transition(session_id, "unwind", at, reason, next_run_at=at)
+        if self._serving or not self._store_served_elsewhere():
+            previous = self._pinned
+            if now is not None:
+                self._pinned = at
+            try:
+                self._sync()
+                self._due.pop(session_id, None)
+                pending, _ = self._dispatch([session], at)
+                self._complete([(run, ses, _outcome(run, future)) for run, ses, future in pending])
+            finally:
+                self._pinned = previous
+            session = self.store.get_session(session_id)
+        return session
+
+    def _store_served_elsewhere(self) -> bool:
+        owned = getattr(self.store, "owned_by_other_process", None)
+        return bool(owned and owned())
+
+    def _transition(self, session_id: int, action: str, at: datetime, reason: str,
+                    next_run_at: datetime | None = UNCHANGED) -> Session:
+        session, transition = self.store.transition(session_id, action, at=at, reason=reason, next_run_at=next_run_at)
+        self._changed(session, transition)
+        return session
+
+    def _changed(self, session: Session, transition: Transition) -> None:
+        if session.state is State.STOPPED:
+            self.memory_backend.clear(session_scope(session.id))
+        if session.state in (State.RUNNING, State.UNWINDING) and session.id not in self._inflight:
+            self._open[session.id] = session
+            self._schedule(session.id, session.next_run_at)
+        else:
+            self._open.pop(session.id, None)
+            self._due.pop(session.id, None)
+        self.hook.tickloop_session_transitioned(session=session, transition=transition)
+
+    def session(self, session_id: int) -> Session:
+        return self.store.get_session(session_id)
+
+    def sessions(self, *, states: Iterable[State | str] | None = None) -> list[Session]:
+        return self.store.list_sessions(states=[State(s) for s in states] if states is not None else None)
+
+    def transitions(self, session_id: int) -> list[Transition]:
+        return self.store.transitions(session_id)
+
+    def runs(self, session_id: int | None = None, *, status: str | None = None, limit: int | None = None) -> list[Run]:
+        """Runs with their log lines, oldest first (the newest ``limit`` when given)."""
+        found = self.store.runs(session_id=session_id, status=status, limit=limit or 1_000_000, logs=True)
+        return list(reversed(found))
+
+    def logs(self, *, session_id: int | None = None, run_id: int | None = None,
+             limit: int = 1000) -> list[tuple[int, LogLine]]:
+        return self.store.logs(session_id=session_id, run_id=run_id, limit=limit)
+
+    def memory(self, session_id: int) -> Memory:
+        """The session's memory, with the same methods and results as ``agent.memory``."""
+        session = self.store.get_session(session_id)
+        return Memory(self.memory_backend, session_id=session.id, agent=session.agent,
+                      now=lambda: self.now().timestamp())
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> list[Run]:
+        """Run every session due at ``now`` (once each, however late) and return the finished runs."""
+        at = _utc(now)
+        previous, self._pinned = self._pinned, at
+        try:
+            self._sync()
+            pending, skipped = self._dispatch(self._pop_due(at), at)
+            return skipped + self._complete([(run, session, _outcome(run, future)) for run, session, future in pending])
+        finally:
+            self._pinned = previous
+
+    def run_now(self, session_id: int, now: datetime | None = None) -> Run:
+        """Run one cycle of a running session now, outside its schedule; its next run is then
+        computed from this run's completion. Refused while the session is not running."""
+        previous = self._pinned
+        if now is not None:
+            self._pinned = _utc(now)
+        try:
+            at = self.now()
+            self._sync()
+            session = self._open.get(session_id) or self.store.get_session(session_id)
+            if session.state is not State.RUNNING:
+                raise TickloopError(f"session {session_id} is {session.state}; only a running session can run")
+            if session_id in self._inflight:
+                raise TickloopError(f"session {session_id} is already running a cycle")
+            self._due.pop(session_id, None)
+            pending, _ = self._dispatch([attrs.evolve(session, next_run_at=at)], at)
+            return self._complete([(run, ses, _outcome(run, future)) for run, ses, future in pending])[0]
+        finally:
+            self._pinned = previous
+
+    def next_due(self) -> datetime | None:
+        """When the earliest scheduled run is due (None when nothing is scheduled)."""
+        self._sync()
+        while self._heap and self._due.get(self._heap[0][1]) is not self._heap[0][2]:
+            heapq.heappop(self._heap)
+        return self._heap[0][2] if self._heap else None
+
+    def serve(self, *, stop: threading.Event | None = None, ready: Callable[[], None] | None = None) -> None:
+        """Run sessions on the real clock until ``stop`` is set; owns the store meanwhile.
+
+        Sleeps until the next due time; a completed run or a session changed by another process
+        (``tickloop sessions pause`` …) wakes it at once.
+        """
+        stop = stop or threading.Event()
+        self.store.acquire_owner()
+        self._serving = True
+        interrupted = self.store.recover_interrupted(at=self.now())
+        for run in interrupted:
+            self.hook.tickloop_run_finished(session=self.store.get_session(run.session_id), run=run)
+        completed: queue.SimpleQueue[tuple[Run, Session, Future[RunOutcome]]] = queue.SimpleQueue()
+        self.store.listen(self._wake.set)
+        if ready is not None:
+            ready()
+
+        def done(run: Run, session: Session) -> Callable[[Future[RunOutcome]], None]:
+            def callback(future: Future[RunOutcome]) -> None:
+                completed.put((run, session, future))
+                self._wake.set()
+            return callback
+
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                self._sync()
+                now = self.now()
+                for run, session, future in self._dispatch(self._pop_due(now), now)[0]:
+                    future.add_done_callback(done(run, session))
+                batch = []
+                while True:
+                    try:
+                        run, session, future = completed.get_nowait()
+                    except queue.Empty:
+                        break
+                    batch.append((run, session, _outcome(run, future)))
+                if batch:
+                    self._complete(batch)
+                    continue
+                upcoming = self.next_due()
+                wait = IDLE_WAIT if upcoming is None else (upcoming - self._clock()).total_seconds()
+                if wait > 0:
+                    self._wake.wait(min(wait, IDLE_WAIT))
+                if stop.is_set():
+                    break
+        finally:
+            self._serving = False
+
+    def wake(self) -> None:
+        """Make a sleeping :meth:`serve` look at the schedule again (for ``stop`` events)."""
+        self._wake.set()
+
+    def _sync(self) -> None:
+        """Reload open sessions when any process created or changed one since the last look."""
+        revision = self.store.sessions_revision()
+        if revision == self._revision:
+            return
+        self._open.clear()
+        self._due.clear()
+        self._heap.clear()
+        for session in self.store.list_sessions(states=(State.RUNNING, State.UNWINDING)):
+            if session.id in self._inflight:
+                continue
+            self._open[session.id] = session
+            if session.next_run_at is not None:
+                self._due[session.id] = session.next_run_at
+                self._heap.append((session.next_run_at.timestamp(), session.id, session.next_run_at))
+        heapq.heapify(self._heap)
+        self._revision = revision
+
+    def _schedule(self, session_id: int, at: datetime | None) -> None:
+        if at is None:
+            self._due.pop(session_id, None)
+            return
+        self._due[session_id] = at
+        heapq.heappush(self._heap, (at.timestamp(), session_id, at))
+
+    def _pop_due(self, now: datetime) -> list[Session]:
+        limit = now.timestamp()
+        heap, due_map, found = self._heap, self._due, []
+        while heap and heap[0][0] <= limit:
+            _, session_id, at = heapq.heappop(heap)
+            if due_map.get(session_id) is at:
+                del due_map[session_id]
+                found.append(attrs.evolve(self._open[session_id], next_run_at=at))
+        return found
+
+    def _dispatch(self, due: list[Session], now: datetime) -> tuple[list[Pending], list[Run]]:
+        """Record the due runs as started (one transaction) and hand them to the executor.
+
+        Returns the runs in flight and the runs recorded as skipped (missed-run policy ``skip``).
+        """
+        if not due:
+            return [], []
+        policy = self.config.runtime.missed_runs
+        grace = self.config.runtime.misfire_grace_seconds
+        starts: list[RunStart] = []
+        sessions: list[Session] = []
+        skipped: list[tuple[RunStart, Session, datetime]] = []
+        for session in due:
+            scheduled = session.next_run_at or now
+            kind = "unwind" if session.state is State.UNWINDING else "run"
+            if kind == "run" and policy == "skip" and (now - scheduled).total_seconds() > grace:
+                resume = schedules.resume_at(session.schedule, anchor=scheduled, now=now)
+                skipped.append((RunStart(session.id, kind, scheduled, now), session, resume))
+                if resume > now:
+                    continue
+                scheduled = resume
+            starts.append(RunStart(session.id, kind, scheduled, now))
+            sessions.append(session)
+        skipped_runs = self._record_skipped(skipped, now) if skipped else []
+        runs = self.store.start_runs(starts) if starts else []
+        pending: list[Pending] = []
+        timeout = self.config.runtime.run_timeout_seconds
+        frozen = self._pinned
+        submit = self.executor.submit
+        started = self.hook.tickloop_run_started
+        for run, session in zip(runs, sessions):
+            self._inflight.add(session.id)
+            started(session=session, run=run)
+            job = RunJob(run_id=run.id, session_id=session.id, agent=session.agent, agent_ref=session.agent_ref,
+                         wallet=session.wallet, mode=session.mode, kind=run.kind, settings=session.settings,
+                         scheduled_at=run.scheduled_at, started_at=now, frozen_now=frozen, timeout=timeout)
+            pending.append((run, session, submit(job)))
+        return pending, skipped_runs
+
+    def _record_skipped(self, skipped: list[tuple[RunStart, Session, datetime]], now: datetime) -> list[Run]:
+        runs = self.store.start_runs([start for start, _, _ in skipped])
+        finishes = []
+        for run, (_, session, resume) in zip(runs, skipped):
+            finishes.append(RunFinish(run.id, session.id, SKIPPED, now, error="missed while the runtime was down"
+                                      f" (runtime.missed_runs = \"skip\"); next run {resume.isoformat()}",
+                                      next_run_at=resume, last_scheduled_at=run.scheduled_at))
+        self.store.finish_runs(finishes)
+        recorded = []
+        for run, finish, (_, session, resume) in zip(runs, finishes, skipped):
+            if resume > now:
+                self._schedule(session.id, resume)
+            done = attrs.evolve(run, status=SKIPPED, finished_at=now, error=finish.error)
+            self.hook.tickloop_run_missed(session=session, scheduled_at=run.scheduled_at, policy="skip")
+            self.hook.tickloop_run_finished(session=session, run=done)
+            recorded.append(done)
+        return recorded
+
+    def _complete(self, items: list[tuple[Run, Session, RunOutcome]]) -> list[Run]:
+        """Commit the outcomes and the sessions' next run times (one transaction), then reschedule."""
+        if not items:
+            return []
+        finished_at = self.now()
+        finishes = []
+        next_run = schedules.next_run
+        for run, session, outcome in items:
+            after = next_run(session.schedule, scheduled_at=run.scheduled_at, finished_at=finished_at) \
+                if run.kind == "run" else None
+            finishes.append(RunFinish(run.id, session.id, outcome.status, finished_at, outcome.error,
+                                      outcome.traceback, outcome.logs, next_run_at=after,
+                                      last_scheduled_at=run.scheduled_at))
+        self.store.finish_runs(finishes)
+        finished: list[Run] = []
+        unwound: list[Session] = []
+        for (run, session, outcome), finish in zip(items, finishes):
+            self._inflight.discard(session.id)
+            done = attrs.evolve(run, finished_at=finished_at, status=outcome.status, error=outcome.error,
+                                traceback=outcome.traceback, logs=outcome.logs)
+            current = self._open.get(session.id)
+            if run.kind == "unwind":
+                unwound.append(session)
+            elif current is not None and current.state is State.RUNNING:
+                current = attrs.evolve(current, next_run_at=finish.next_run_at, last_scheduled_at=run.scheduled_at,
+                                       last_finished_at=finished_at)
+                self._open[session.id] = current
+                self._schedule(session.id, finish.next_run_at)
+            self.hook.tickloop_run_finished(session=current or session, run=done)
+            finished.append(done)
+        for session in unwound:
+            self._transition(session.id, "unwound", finished_at, "unwind finished")
+        return finished
+
+    # -- shutting down -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for close in (self.executor.close, self.store.close, self.memory_backend.close):
+            try:
+                close()
+            except Exception:  # closing is best effort; the first failure must not leak the rest
+                pass
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

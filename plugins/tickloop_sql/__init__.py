@@ -1,1 +1,31 @@
-"""tickloop built-in plugin: sql (placeholder)."""
+"""tickloop built-in plugin: the SQL state store (``sqlite`` now; PostgreSQL reuses the same class).
+
+Sessions, their transitions, runs and run logs live in one SQLite file, ``<home>/state.db`` by
+default (``[state] url = "sqlite:///PATH"``; a relative PATH is taken from the home folder). See
+:mod:`tickloop_sql.store` for the queries and :mod:`tickloop_sql.sqlite` for the engine set-up,
+the owner lock and the change notification.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from tickloop import hookimpl
+from tickloop.registry import Backend
+
+if TYPE_CHECKING:
+    from tickloop.config import Config
+    from tickloop_sql.store import SqlStateStore
+
+
+def _sqlite_factory(config: Config | None, url: str) -> SqlStateStore:
+    # Imported on first use so loading the plugin (every CLI start) does not import SQLAlchemy.
+    from tickloop_sql.sqlite import open_store
+
+    return open_store(url, base=config.home if config is not None else None)
+
+
+@hookimpl
+def tickloop_register_state_stores(register: Callable[[Backend], None]) -> None:
+    register(Backend(name="sqlite", factory=_sqlite_factory,
+                     description="SQLite file (WAL), the default: sqlite:///PATH"))

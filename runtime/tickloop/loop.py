@@ -348,10 +348,9 @@ class Runtime:
         self._due.clear()
         self._heap.clear()
         for session in self.store.list_sessions(states=(State.RUNNING, State.UNWINDING)):
-            if session.id in self._inflight:
-                continue
             self._open[session.id] = session
-            if session.next_run_at is not None:
+            # A session in flight is rescheduled when its run completes, not here.
+            if session.next_run_at is not None and session.id not in self._inflight:
                 self._due[session.id] = session.next_run_at
                 self._heap.append((session.next_run_at.timestamp(), session.id, session.next_run_at))
         heapq.heapify(self._heap)
@@ -459,6 +458,8 @@ class Runtime:
                                        last_finished_at=finished_at)
                 self._open[session.id] = current
                 self._schedule(session.id, finish.next_run_at)
+            elif current is not None and current.state is State.UNWINDING:
+                self._schedule(session.id, current.next_run_at)  # unwound while this run was in flight
             self.hook.tickloop_run_finished(session=current or session, run=done)
             finished.append(done)
         for session in unwound:

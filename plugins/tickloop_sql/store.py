@@ -1,0 +1,370 @@
+"""``SqlStateStore``: the state store on any SQL database SQLAlchemy Core speaks.
+
+Every query here is dialect-neutral Core (RETURNING and "insertmanyvalues" work on SQLite ≥ 3.35
+and PostgreSQL alike). What differs between databases is passed in:
+
+- the engine, set up by the dialect's module (:mod:`tickloop_sql.sqlite`: WAL, pragmas, and
+  ``BEGIN IMMEDIATE`` for connections carrying the :data:`WRITE` execution option);
+- an :class:`Ownership` (who is the one ``serve`` of this store);
+- a :class:`Notifier` (how a write wakes the owner without polling).
+
+Writes run in short transactions on ``engine.execution_options(WRITE=True)``; reads run on plain
+connections. Statements are built once, at construction, and the hot path (``start_runs``,
+``finish_runs``) only builds plain parameter dicts.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from sqlalchemy import Engine, bindparam, case, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from tickloop.errors import NotFoundError, TransitionError
+from tickloop.runs import FAILED, RUNNING, LogLine, Run
+from tickloop.schedule import Schedule
+from tickloop.sessions import Session, State, Transition, target_state
+from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
+from tickloop_sql.tables import SESSIONS_REVISION, meta, metadata, run_logs, runs, sessions, transitions
+
+#: Execution option marking a connection whose transactions will write. A dialect module may use
+#: it to take the write lock up front (SQLite: ``BEGIN IMMEDIATE``); others ignore it.
+WRITE = "tickloop_write"
+
+INTERRUPTED = "interrupted: the runtime stopped during this run"
+
+#: Ids per ``IN (...)`` list when loading log lines for many runs (under SQLite's variable limit).
+_CHUNK = 500
+
+
+class Ownership(Protocol):
+    """Who is the one ``serve`` process of a store."""
+
+    def acquire(self) -> None:
+        """Become the owner, or raise :class:`tickloop.errors.StoreLockedError` naming the owner."""
+
+    def owned(self) -> bool:
+        """Whether this object holds the ownership."""
+
+    def held_elsewhere(self) -> bool:
+        """Whether someone other than this object holds it (another process or store object)."""
+
+    def release(self) -> None:
+        """Give the ownership up (no-op when not held)."""
+
+
+class Notifier(Protocol):
+    """Wakes the owner when a session changed, without polling."""
+
+    def notify(self) -> None:
+        """Tell the listener (if any) that sessions changed; never blocks, never raises."""
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` from a background thread for every notification."""
+
+    def close(self) -> None:
+        """Stop listening and release sockets or connections."""
+
+
+class SqlStateStore:
+    """The :class:`tickloop.store.StateStore` on SQLAlchemy Core (see the module docstring)."""
+
+    def __init__(self, url: str, engine: Engine, *, ownership: Ownership, notifier: Notifier) -> None:
+        self.url = url
+        self.engine = engine
+        self._writer = engine.execution_options(**{WRITE: True})
+        self._ownership = ownership
+        self._notifier = notifier
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._prepare_statements()
+        self._create_schema()
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _create_schema(self) -> None:
+        with self._writer.begin() as conn:
+            metadata.create_all(conn)
+            found = conn.execute(select(meta.c.value).where(meta.c.key == SESSIONS_REVISION)).first()
+            if found is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(meta).values(key=SESSIONS_REVISION, value=0))
+                except IntegrityError:  # another process created it meanwhile (PostgreSQL)
+                    pass
+
+    def _prepare_statements(self) -> None:
+        s, r, lg = sessions.c, runs.c, run_logs.c
+        self._q_session = select(sessions).where(s.id == bindparam("id"))
+        self._q_state = select(s.state).where(s.id == bindparam("id"))
+        self._q_revision = select(meta.c.value).where(meta.c.key == SESSIONS_REVISION)
+        self._bump_revision = (update(meta).where(meta.c.key == SESSIONS_REVISION)
+                               .values(value=meta.c.value + 1))
+        self._insert_session = insert(sessions)
+        self._insert_transition = insert(transitions)
+        # insertmanyvalues: one multi-row INSERT ... RETURNING per page, ids matched to the
+        # parameter sets (sort_by_parameter_order) on SQLite and PostgreSQL.
+        self._insert_runs = insert(runs).returning(r.id, sort_by_parameter_order=True)
+        self._insert_run = insert(runs)
+        self._finish_run = update(runs).where(r.id == bindparam("b_id"))
+        self._insert_logs = insert(run_logs)
+        # A run's finish moves the schedule of a running or paused session only: an unwind or a
+        # stop that happened while the run was in flight keeps its own next_run_at.
+        self._schedule_session = update(sessions).where(s.id == bindparam("b_id")).values(
+            next_run_at=case((or_(s.state == State.RUNNING.value, s.state == State.PAUSED.value), bindparam("b_next", type_=s.next_run_at.type)),
+                             else_=s.next_run_at),
+            last_scheduled_at=bindparam("b_scheduled", type_=s.last_scheduled_at.type),
+            last_finished_at=bindparam("b_finished", type_=s.last_finished_at.type))
+        self._q_run = select(runs).where(r.id == bindparam("id"))
+        self._q_run_logs = (select(lg.at, lg.level, lg.message).where(lg.run_id == bindparam("run_id"))
+                            .order_by(lg.id))
+        self._q_logs_of_runs = (select(lg.run_id, lg.at, lg.level, lg.message)
+                                .where(lg.run_id.in_(bindparam("ids", expanding=True))).order_by(lg.id))
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def create_session(self, new: NewSession) -> tuple[Session, Transition]:
+        at = _utc(new.at)
+        next_run_at = _utc(new.next_run_at)
+        values = {
+            "agent": new.agent, "agent_ref": new.agent_ref, "wallet": new.wallet, "mode": new.mode,
+            "state": State.RUNNING.value, **_schedule_columns(new.schedule), "settings": dict(new.settings),
+            "allocation": new.allocation, "created_at": at, "updated_at": at, "next_run_at": next_run_at,
+        }
+        with self._writer.begin() as conn:
+            session_id = conn.execute(self._insert_session, values).inserted_primary_key[0]
+            conn.execute(self._insert_transition, {
+                "session_id": session_id, "action": "start", "from_state": State.CREATED.value,
+                "to_state": State.RUNNING.value, "at": at, "reason": new.reason})
+            conn.execute(self._bump_revision)
+        self._notifier.notify()
+        session = Session(id=session_id, agent=new.agent, agent_ref=new.agent_ref, wallet=new.wallet,
+                          mode=new.mode, state=State.RUNNING, schedule=new.schedule, settings=values["settings"],
+                          allocation=new.allocation, created_at=at, next_run_at=next_run_at)
+        return session, Transition(session_id, "start", State.CREATED, State.RUNNING, at, new.reason)
+
+    def get_session(self, session_id: int) -> Session:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._q_session, {"id": session_id}).first()
+        if row is None:
+            raise NotFoundError(f"session {session_id} does not exist")
+        return _session(row)
+
+    def list_sessions(self, *, states: Iterable[State] | None = None, agent: str | None = None,
+                      wallet: str | None = None) -> list[Session]:
+        query = select(sessions).order_by(sessions.c.id)
+        if states is not None:
+            query = query.where(sessions.c.state.in_([State(s).value for s in states]))
+        if agent is not None:
+            query = query.where(sessions.c.agent == agent)
+        if wallet is not None:
+            query = query.where(sessions.c.wallet == wallet)
+        with self.engine.connect() as conn:
+            return [_session(row) for row in conn.execute(query)]
+
+    def transition(self, session_id: int, action: str, *, at: datetime, reason: str = "",
+                   next_run_at: datetime | None = UNCHANGED) -> tuple[Session, Transition]:
+        at = _utc(at)
+        for _attempt in range(2):
+            with self._writer.begin() as conn:
+                found = conn.execute(self._q_state, {"id": session_id}).scalar()
+                if found is None:
+                    raise NotFoundError(f"session {session_id} does not exist")
+                current = State(found)
+                target = target_state(session_id, action, current)  # raises the refusal; nothing written
+                values: dict[str, Any] = {"state": target.value, "updated_at": at}
+                if next_run_at is not UNCHANGED:
+                    values["next_run_at"] = next_run_at
+                # Compare-and-set: only if nobody changed the state since we read it. On SQLite
+                # the write lock is already held (BEGIN IMMEDIATE); on PostgreSQL (read
+                # committed) this is what catches a concurrent change.
+                changed = conn.execute(
+                    update(sessions).where(sessions.c.id == session_id, sessions.c.state == current.value)
+                    .values(values)).rowcount
+                if changed != 1:
+                    continue  # lost a race: read the new state and try once more
+                conn.execute(self._insert_transition, {
+                    "session_id": session_id, "action": action, "from_state": current.value,
+                    "to_state": target.value, "at": at, "reason": reason})
+                conn.execute(self._bump_revision)
+                row = conn.execute(self._q_session, {"id": session_id}).one()
+            self._notifier.notify()
+            return _session(row), Transition(session_id, action, current, target, at, reason)
+        # Lost twice: report the refusal for the state it is in now, if it is one.
+        target_state(session_id, action, self.get_session(session_id).state)
+        raise TransitionError(f"session {session_id}: changed by another process while trying to {action};"
+                              " try again")
+
+    def transitions(self, session_id: int) -> list[Transition]:
+        t = transitions.c
+        query = (select(t.session_id, t.action, t.from_state, t.to_state, t.at, t.reason)
+                 .where(t.session_id == session_id).order_by(t.id))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            if not rows and conn.execute(self._q_state, {"id": session_id}).first() is None:
+                raise NotFoundError(f"session {session_id} does not exist")
+        return [Transition(*row) for row in rows]
+
+    def sessions_revision(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(self._q_revision).scalar_one())
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def start_runs(self, starts: Sequence[RunStart]) -> list[Run]:
+        if not starts:
+            return []
+        params = [{"session_id": s.session_id, "kind": s.kind, "scheduled_at": s.scheduled_at,
+                   "started_at": s.started_at, "status": RUNNING} for s in starts]
+        with self._writer.begin() as conn:
+            if len(params) == 1:
+                ids = [conn.execute(self._insert_run, params[0]).inserted_primary_key[0]]
+            else:
+                ids = conn.execute(self._insert_runs, params).scalars().all()
+        return [Run(run_id, s.session_id, s.kind, s.scheduled_at, s.started_at) for run_id, s in zip(ids, starts)]
+
+    def finish_runs(self, finishes: Sequence[RunFinish]) -> None:
+        if not finishes:
+            return
+        run_rows = [{"b_id": f.run_id, "status": f.status, "finished_at": f.finished_at, "error": f.error,
+                     "traceback": f.traceback} for f in finishes]
+        session_rows = [{"b_id": f.session_id, "b_next": f.next_run_at, "b_scheduled": f.last_scheduled_at,
+                         "b_finished": f.finished_at} for f in finishes]
+        log_rows = [{"run_id": f.run_id, "session_id": f.session_id, "seq": seq, "at": line.at, "level": line.level,
+                     "message": line.message}
+                    for f in finishes if f.logs for seq, line in enumerate(f.logs)]
+        with self._writer.begin() as conn:
+            conn.execute(self._finish_run, run_rows)
+            if log_rows:
+                conn.execute(self._insert_logs, log_rows)
+            conn.execute(self._schedule_session, session_rows)
+
+    def get_run(self, run_id: int) -> Run:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._q_run, {"id": run_id}).first()
+            if row is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            lines = tuple(LogLine(*line) for line in conn.execute(self._q_run_logs, {"run_id": run_id}))
+        return _run(row, lines)
+
+    def runs(self, *, session_id: int | None = None, status: str | None = None, limit: int = 100,
+             logs: bool = False) -> list[Run]:
+        query = select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if session_id is not None:
+            query = query.where(runs.c.session_id == session_id)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            by_run: dict[int, list[LogLine]] = {}
+            if logs and rows:
+                ids = [row.id for row in rows]
+                for start in range(0, len(ids), _CHUNK):
+                    for run_id, at, level, message in conn.execute(self._q_logs_of_runs,
+                                                                   {"ids": ids[start:start + _CHUNK]}):
+                        by_run.setdefault(run_id, []).append(LogLine(at, level, message))
+        return [_run(row, tuple(by_run.get(row.id, ()))) for row in rows]
+
+    def logs(self, *, session_id: int | None = None, run_id: int | None = None,
+             limit: int = 1000) -> list[tuple[int, LogLine]]:
+        lg = run_logs.c
+        query = select(lg.run_id, lg.at, lg.level, lg.message).order_by(lg.id.desc()).limit(limit)
+        if session_id is not None:
+            query = query.where(lg.session_id == session_id)
+        if run_id is not None:
+            query = query.where(lg.run_id == run_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        rows.reverse()
+        return [(row[0], LogLine(row[1], row[2], row[3])) for row in rows]
+
+    def recover_interrupted(self, *, at: datetime) -> list[Run]:
+        at = _utc(at)
+        with self._writer.begin() as conn:
+            rows = conn.execute(
+                update(runs).where(runs.c.status == RUNNING)
+                .values(status=FAILED, finished_at=at, error=INTERRUPTED)
+                .returning(*runs.c)).all()
+        return sorted((_run(row, ()) for row in rows), key=lambda run: run.id)
+
+    # -- ownership and change notification -----------------------------------------------------
+
+    def acquire_owner(self) -> None:
+        self._ownership.acquire()
+
+    def owned_by_other_process(self) -> bool:
+        """Whether another ``serve`` (another process, or another store object) owns this store."""
+        return self._ownership.held_elsewhere()
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        self._notifier.listen(callback)
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._notifier.close()
+        finally:
+            try:
+                self._ownership.release()
+            finally:
+                self.engine.dispose()
+
+    def __enter__(self) -> SqlStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqlStateStore({self.url!r})"
+
+
+# -- rows to records ---------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times")
+    return value.astimezone(timezone.utc)
+
+
+def _schedule_columns(schedule: Schedule) -> dict[str, Any]:
+    to_dict = getattr(schedule, "to_dict", None)
+    if to_dict is not None:
+        d = to_dict()
+        kind, seconds, cron, tz = d["kind"], d.get("interval_seconds"), d.get("cron"), d.get("timezone") or "UTC"
+    else:
+        interval = schedule.interval
+        kind, cron, tz = schedule.kind, schedule.cron, schedule.timezone
+        seconds = interval.total_seconds() if interval is not None else None
+    return {"schedule_kind": kind, "schedule_interval_seconds": seconds, "schedule_cron": cron,
+            "schedule_timezone": tz}
+
+
+def _schedule(row: Any) -> Schedule:
+    d = {"kind": row.schedule_kind, "interval_seconds": row.schedule_interval_seconds, "cron": row.schedule_cron,
+         "timezone": row.schedule_timezone}
+    from_dict = getattr(Schedule, "from_dict", None)
+    if from_dict is not None:
+        return from_dict(d)
+    seconds = d["interval_seconds"]
+    return Schedule(d["kind"], interval=timedelta(seconds=seconds) if seconds is not None else None, cron=d["cron"],
+                    timezone=d["timezone"])
+
+
+def _session(row: Any) -> Session:
+    return Session(id=row.id, agent=row.agent, agent_ref=row.agent_ref, wallet=row.wallet, mode=row.mode,
+                   state=row.state, schedule=_schedule(row), settings=row.settings, allocation=row.allocation,
+                   created_at=row.created_at, next_run_at=row.next_run_at, last_scheduled_at=row.last_scheduled_at,
+                   last_finished_at=row.last_finished_at)
+
+
+def _run(row: Any, lines: tuple[LogLine, ...]) -> Run:
+    return Run(id=row.id, session_id=row.session_id, kind=row.kind, scheduled_at=row.scheduled_at,
+               started_at=row.started_at, finished_at=row.finished_at, status=row.status, error=row.error,
+               traceback=row.traceback, logs=lines)

@@ -1,0 +1,130 @@
+"""The state store's schema, in SQLAlchemy Core: the same tables on SQLite and PostgreSQL.
+
+Times are stored as integer microseconds since the Unix epoch, UTC (:class:`UtcMicros`). Why
+not ``DateTime(timezone=True)``: SQLite has no date/time type, and SQLAlchemy's SQLite
+``DateTime`` stores naive ISO strings (the offset is dropped on the way in), while PostgreSQL's
+``timestamptz`` comes back in the connection's time zone through a driver-specific conversion.
+A 64-bit integer is exact to the microsecond (Python's resolution), comes back identical from
+both databases, sorts and indexes as a number, is compact, and costs one integer division to
+write and one ``timedelta`` to read — cheaper than formatting and parsing ISO strings on the
+scheduler's hot path. Every value read back is a timezone-aware UTC datetime.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text,
+                        TypeDecorator, insert_sentinel)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class UtcMicros(TypeDecorator):
+    """A timezone-aware datetime stored as integer microseconds since the epoch (UTC)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times")
+        return (value - EPOCH) // _MICROSECOND
+
+    def process_result_value(self, value: int | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return EPOCH + timedelta(microseconds=value)
+
+
+# Integer primary keys: BIGINT on PostgreSQL, "INTEGER PRIMARY KEY" (the rowid) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("agent", Text, nullable=False),  # the manifest name
+    Column("agent_ref", Text, nullable=False),  # entry-point name or absolute folder path
+    Column("wallet", Text, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    # The schedule (tickloop.schedule.Schedule): rolling | fixed | cron.
+    Column("schedule_kind", Text, nullable=False),
+    Column("schedule_interval_seconds", Float, nullable=True),
+    Column("schedule_cron", Text, nullable=True),
+    Column("schedule_timezone", Text, nullable=False, default="UTC"),
+    Column("settings", JSON, nullable=False),
+    Column("allocation", Text, nullable=True),  # raw units of the starting asset, as text
+    Column("created_at", UtcMicros, nullable=False),
+    Column("updated_at", UtcMicros, nullable=False),  # the last lifecycle change (transition)
+    Column("next_run_at", UtcMicros, nullable=True),
+    Column("last_scheduled_at", UtcMicros, nullable=True),
+    Column("last_finished_at", UtcMicros, nullable=True),
+    # Ids are shown to people: never reuse one, even after rows are deleted.
+    sqlite_autoincrement=True,
+)
+Index("ix_sessions_state", sessions.c.state)
+
+transitions = Table(
+    "transitions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("from_state", Text, nullable=False),
+    Column("to_state", Text, nullable=False),
+    Column("at", UtcMicros, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+Index("ix_transitions_session", transitions.c.session_id, transitions.c.id)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("kind", Text, nullable=False),  # run | unwind
+    Column("scheduled_at", UtcMicros, nullable=False),
+    Column("started_at", UtcMicros, nullable=True),
+    Column("finished_at", UtcMicros, nullable=True),
+    Column("status", Text, nullable=False),  # running | succeeded | failed | timed_out | skipped
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    # Filled by SQLAlchemy with the row's position in a multi-row INSERT ... RETURNING, so the
+    # returned ids can be matched to their parameter sets in one statement per page. PostgreSQL
+    # could order by the id sequence; SQLite gives no such guarantee, and without this column
+    # start_runs() would fall back to one INSERT per run. NULL for single-row inserts.
+    insert_sentinel("insert_sentinel"),
+    sqlite_autoincrement=True,
+)
+Index("ix_runs_session", runs.c.session_id, runs.c.id)
+# Only runs in flight: keeps recover_interrupted() and runs(status="running") from scanning the
+# whole history; a row enters it at start and leaves it at finish.
+Index("ix_runs_running", runs.c.id, sqlite_where=runs.c.status == "running",
+      postgresql_where=runs.c.status == "running")
+
+run_logs = Table(
+    "run_logs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("session_id", Id, nullable=False),  # denormalised from runs, for logs(session_id=)
+    Column("seq", Integer, nullable=False),  # position within its run, from 0
+    Column("at", UtcMicros, nullable=False),
+    Column("level", Text, nullable=False),  # info | error | debug
+    Column("message", Text, nullable=False),
+)
+Index("ix_run_logs_run", run_logs.c.run_id)
+Index("ix_run_logs_session", run_logs.c.session_id, run_logs.c.id)
+
+meta = Table(
+    "meta", metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: meta key of the counter that changes whenever a session is created or changes state.
+SESSIONS_REVISION = "sessions_revision"

@@ -118,13 +118,18 @@ def cli(ctx: click.Context, home: str | None, config_path: str | None) -> None:
 @cli.command()
 @click.option("--runs", default=6, show_default=True, help="Scheduled runs to show before pausing.")
 @click.option("--keep", is_flag=True, help="Keep the demo's folder and print where it is.")
+@click.option("--fast", is_flag=True, help="Don't pause between steps.")
 @click.pass_context
-def demo(ctx: click.Context, runs: int, keep: bool) -> None:
-    """A guided tour: start the example agent, run it on its schedule, pause, resume, unwind."""
+def demo(ctx: click.Context, runs: int, keep: bool, fast: bool) -> None:
+    """A guided tour: start the example agent, run it on its schedule, pause, resume, unwind.
+
+    Uses a scratch home (deleted afterwards unless --keep) and a simulated clock, so minutes of
+    schedule pass in seconds. With --home it uses that home instead.
+    """
     from tickloop.demo import run_demo
 
     options = ctx.find_object(Options)
-    run_demo(_console(), home=options.home, runs=runs, keep=keep)
+    run_demo(_console(), home=options.home, runs=runs, keep=keep, pace=0.0 if fast else 0.3)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +37,8 @@ def find_demo_agent() -> str:
     raise TickloopError("the demo needs the example agent: pip install ./agents/hello (from a tickloop checkout)")
 
 
-def run_demo(console: Console, *, home: str | None, runs: int = 6, keep: bool = False) -> None:
+def run_demo(console: Console, *, home: str | None, runs: int = 6, keep: bool = False, pace: float = 0.3) -> None:
+    """The tour; ``pace`` is the real seconds each simulated step is shown for (0: as fast as possible)."""
     from rich.progress import BarColumn, Progress, TextColumn
     from rich.rule import Rule
     from rich.table import Table
@@ -71,12 +73,14 @@ def run_demo(console: Console, *, home: str | None, runs: int = 6, keep: bool = 
                     table.add_row(str(r.id), f"{r.scheduled_at:%H:%M:%S}", r.status,
                                   "; ".join(line.message for line in r.logs))
                 progress.advance(task)
+                time.sleep(pace)
         console.print(table)
 
         paused_at = clock[0] + interval / 2
         rt.pause(session.id, paused_at, reason="demo: pause")
         console.print(f"{paused_at:%H:%M:%S} [yellow]paused[/]; three intervals pass with no runs:")
         idle = [r for k in range(1, 4) for r in advance_to(paused_at + k * interval)]
+        time.sleep(pace)
         console.print(f"  runs while paused: {len(idle)}")
         resumed_at = clock[0] + interval / 3
         session = rt.resume(session.id, resumed_at, reason="demo: resume")

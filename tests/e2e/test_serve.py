@@ -1,0 +1,45 @@
+"""A real serve process: ownership of the home, and changes from other processes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from helpers import tickloop, wait_until
+
+WALLET = "0x" + "ab" * 20
+TICKER = "def run(agent):\n    agent.log('tick')\n"
+
+
+def runs_of(home, sid):
+    return json.loads(tickloop(home, "runs", "list", "--session", str(sid), "--limit", "1000", "--json",
+                               check=True).stdout)
+
+
+def test_a_second_serve_says_so_and_exits(tickloop_home, serve):
+    """Only one serve owns a home; the second names the owner's pid and exits 1."""
+    first = serve(tickloop_home)
+    first.ready()
+    second = tickloop(tickloop_home, "serve", timeout=30)
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    assert f"another tickloop serve (pid {first.proc.pid}) owns" in second.stderr
+
+
+def test_changes_made_by_the_cli_reach_serve_within_a_second(tickloop_home, agent_folder, serve, make_runtime):
+    """A session started, paused and resumed from another process is acted on by serve within a second."""
+    (tickloop_home / "tickloop.toml").write_text('[runtime]\nexecutor = "inline"\n')
+    folder = agent_folder(TICKER, runtimeIntervalMinutes=0.02)  # 1.2 s
+    s = serve(tickloop_home)
+    s.ready()
+    reader = make_runtime(memory="diskcache")  # reads the same home from this process
+    sid = json.loads(tickloop(tickloop_home, "sessions", "start", str(folder), "--wallet", WALLET, "--json",
+                              check=True).stdout)["id"]
+    wait_until(lambda: reader.runs(sid), timeout=1.0)
+    tickloop(tickloop_home, "sessions", "pause", str(sid), check=True)
+    time.sleep(1.0)  # the pause has reached serve by now
+    frozen = len(reader.runs(sid))
+    time.sleep(2.5)  # two intervals: a serve that missed the pause would have run again
+    assert len(reader.runs(sid)) == frozen
+    tickloop(tickloop_home, "sessions", "resume", str(sid), check=True)
+    # Resume waits for the next point of the series (at most one interval), then runs.
+    wait_until(lambda: len(reader.runs(sid)) > frozen, timeout=1.2 + 1.0)

@@ -1,0 +1,54 @@
+"""The ``inline`` executor: runs each job in the thread that submits it.
+
+It has the lowest overhead and shares the runtime's process, so an agent sees the runtime's
+plugins and memory backend directly. Its limitation: **it cannot stop a hung agent**. The run
+timeout (``job.timeout`` / ``[runtime] run_timeout_seconds``) is not enforced, and an agent that
+never returns blocks the caller; an agent that crashes the interpreter (a segfault,
+``os._exit``) takes the runtime down with it. Use the ``process`` executor when agents are not
+trusted to behave.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+
+
+class InlineExecutor:
+    """Executes jobs synchronously in the caller's thread; ``submit`` returns a completed future."""
+
+    def __init__(self, environment: RunEnvironment) -> None:
+        self.environment = environment
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def submit(self, job: RunJob) -> Future[RunOutcome]:
+        """Run ``job`` now, in this thread, and return a future that is already resolved.
+
+        The future always holds a :class:`RunOutcome`: agent errors are ``failed`` outcomes, and
+        so is an exception escaping a plugin's ``tickloop_run_call`` wrapper. ``KeyboardInterrupt``
+        propagates to the caller.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit a run: the inline executor is closed")
+        future: Future[RunOutcome] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            outcome = self.environment.execute(job)
+        except Exception as exc:  # a plugin bug, not the agent's: still an outcome, never a stuck run
+            from tickloop_executors import failure
+
+            outcome = failure(job.run_id, exc, prefix="error while executing the run: ")
+        future.set_result(outcome)
+        return future
+
+    def close(self) -> None:
+        """Refuse further jobs; there is nothing to stop (every job ran to completion in submit)."""
+        with self._lock:
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return f"InlineExecutor(closed={self._closed})"

@@ -66,18 +66,24 @@ class ApiSection:
     token: str = attrs.field(default="", repr=False)
 
 
-@attrs.frozen
-class Config:
-    """Everything a runtime needs to start, structured and checked."""
+@attrs.frozen(kw_only=True)
+class Sections:
+    """The sections of ``tickloop.toml``, as the file holds them."""
 
-    home: Path
-    path: Path | None = None  # the file it was read from, if any
     runtime: RuntimeSection = RuntimeSection()
     state: StateSection = StateSection()
     memory: MemorySection = MemorySection()
     plugins: PluginsSection = PluginsSection()
     api: ApiSection = ApiSection()
     venues: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Config(Sections):
+    """Everything a runtime needs to start, structured and checked."""
+
+    home: Path
+    path: Path | None = None  # the file it was read from, if any
 
     @property
     def state_url(self) -> str:
@@ -116,21 +122,11 @@ class Config:
     def from_dict(cls, raw: Mapping[str, Any], *, home: Path, path: Path | None = None,
                   source: str = "config") -> Config:
         try:
-            sections = _converter.structure(dict(raw), _Sections)
+            sections = _converter.structure(dict(raw), Sections)
         except cattrs.BaseValidationError as exc:
             messages = cattrs.transform_error(exc, format_exception=_format_exception)
             raise ConfigError([_problem(source, msg) for msg in messages]) from None
         return cls(home=home, path=path, **attrs.asdict(sections, recurse=False))
-
-
-@attrs.frozen
-class _Sections:
-    runtime: RuntimeSection = RuntimeSection()
-    state: StateSection = StateSection()
-    memory: MemorySection = MemorySection()
-    plugins: PluginsSection = PluginsSection()
-    api: ApiSection = ApiSection()
-    venues: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True)

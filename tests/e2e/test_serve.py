@@ -43,3 +43,31 @@ def test_changes_made_by_the_cli_reach_serve_within_a_second(tickloop_home, agen
     tickloop(tickloop_home, "sessions", "resume", str(sid), check=True)
     # Resume waits for the next point of the series (at most one interval), then runs.
     wait_until(lambda: len(reader.runs(sid)) > frozen, timeout=1.2 + 1.0)
+
+
+def test_unwind_from_the_cli_is_carried_out_by_serve(tickloop_home, agent_folder, serve, make_runtime):
+    """With serve running, `sessions unwind` hands the unwind to serve, which runs it and stops the session."""
+    (tickloop_home / "tickloop.toml").write_text('[runtime]\nexecutor = "inline"\n')
+    main = TICKER + "\ndef unwind(agent, portfolio):\n    agent.log('unwound by serve')\n"
+    folder = agent_folder(main, runtimeIntervalMinutes=10)
+    s = serve(tickloop_home)
+    s.ready()
+    reader = make_runtime(memory="diskcache")
+    sid = json.loads(tickloop(tickloop_home, "sessions", "start", str(folder), "--wallet", WALLET, "--json",
+                              check=True).stdout)["id"]
+    wait_until(lambda: reader.runs(sid), timeout=1.0)
+    out = tickloop(tickloop_home, "sessions", "unwind", str(sid), check=True).stdout
+    assert "the running serve will unwind it now" in out
+    wait_until(lambda: reader.session(sid).state == "stopped", timeout=1.0)
+    last = reader.runs(sid)[-1]
+    assert (last.kind, last.status, [line.message for line in last.logs]) == ("unwind", "succeeded",
+                                                                             ["unwound by serve"])
+
+
+def test_run_refuses_while_serve_owns_the_home(tickloop_home, agent_folder, serve):
+    """`tickloop run` would race serve for the same session, so it refuses with the reason."""
+    s = serve(tickloop_home)
+    s.ready()
+    proc = tickloop(tickloop_home, "run", str(agent_folder(TICKER)), "--once")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"another tickloop serve (pid {s.proc.pid}) owns" in proc.stderr

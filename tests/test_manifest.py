@@ -565,11 +565,11 @@ def test_check_agent_folder_without_run(tmp_path: Path) -> None:
 def test_check_agent_folder_collects_manifest_and_main_problems(tmp_path: Path) -> None:
     """Manifest problems are returned (not raised) together with main.py problems."""
     (tmp_path / "circuit.toml").write_text(toml(version='"1"'), encoding="utf-8")
-    (tmp_path / "main.py").write_text("async def run(agent):\n    pass\ndef unwind():\n    pass\n", encoding="utf-8")
+    (tmp_path / "main.py").write_text("async def run():\n    pass\ndef unwind():\n    pass\n", encoding="utf-8")
     main = str(tmp_path / "main.py")
     assert check_agent_folder(tmp_path) == [
         Problem(str(tmp_path / "circuit.toml"), "version", 'must be a semantic version major.minor.patch (like "1.0.0"), got "1"'),
-        Problem(main, "run", "must be a plain function (def run(agent)), not async def"),
+        Problem(main, "run", "must take the agent context as its first parameter: def run(agent)"),
         Problem(main, "unwind", "must take the agent context as its first parameter: def unwind(agent, portfolio)"),
     ]
 

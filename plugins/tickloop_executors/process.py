@@ -241,7 +241,7 @@ class ProcessExecutor:
             raise ConfigError(Problem(
                 str(config.path) if config.path else "configuration", "memory.backend",
                 f"{config.memory.backend!r} keeps agent memory inside one process, but the 'process'"
-                " executor runs agents in worker processes; use 'diskcache' (the default) or 'redis',"
+                " executor runs agents in worker processes; use 'diskcache' (the default),"
                 " or set runtime.executor = 'inline'",
             ))
         self.config = config

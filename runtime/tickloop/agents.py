@@ -65,7 +65,11 @@ def installed_agents() -> list[InstalledAgent]:
 
 
 def is_folder_ref(ref: str) -> bool:
-    return "/" in ref or "\\" in ref or ref.startswith(".") or Path(ref).is_dir()
+    """A path (it has a separator or starts with '.'), or a bare name that is no installed agent
+    but a folder here: an installed agent wins over a same-named folder in the working directory."""
+    if "/" in ref or "\\" in ref or ref.startswith("."):
+        return True
+    return Path(ref).is_dir() and not any(ep.name == ref for ep in importlib.metadata.entry_points(group=GROUP))
 
 
 class AgentLoader:

@@ -340,15 +340,17 @@ def sessions() -> None:
               help="Execution mode [default: the first of allowedExecutionModes].")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="Override a setting (repeatable).")
 @click.option("--allocation", default=None, help="Amount of the startingAsset, in raw units.")
+@click.option("--reason", default="", help="Recorded in the session's audit trail.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def sessions_start(ctx: click.Context, agent: str, wallet: str, mode: str | None, settings: tuple[str, ...],
-                   allocation: str | None, as_json: bool) -> None:
+                   allocation: str | None, reason: str, as_json: bool) -> None:
     """Start AGENT (an installed agent's name or a folder path) on a wallet."""
     rt = _rt(ctx)
     loaded = rt.agents.load(agent)
     session = rt.start_session(agent, wallet, mode=mode or loaded.manifest.default_mode,
-                               settings=_parse_settings(settings), allocation=allocation)
+                               settings=_parse_settings(settings), allocation=allocation,
+                               reason=reason or "tickloop sessions start")
     if as_json:
         _json_out(session)
     else:

@@ -871,9 +871,8 @@ def _check_main(main: Path) -> list[Problem]:
 
 
 def _check_function(file: str, name: str, node: ast.AST, shape: str) -> list[Problem]:
-    if isinstance(node, ast.AsyncFunctionDef):
-        return [Problem(file, name, f"must be a plain function ({shape}), not async def")]
-    if isinstance(node, ast.FunctionDef):
+    # async def is fine: the built-in run call drives a coroutine to completion.
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         args = node.args
         if not (args.posonlyargs or args.args or args.vararg):
             return [Problem(file, name, f"must take the agent context as its first parameter: {shape}")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
 from typing import Any, Iterable
 
 import pluggy
@@ -87,7 +88,7 @@ def make_plugin_manager(*, block: Iterable[str] = (), autoload: bool | None = No
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
     if os.environ.get("TICKLOOP_TRACE_PLUGINS"):
-        pm.trace.root.setwriter(print)
+        pm.trace.root.setwriter(sys.stderr.write)  # stderr, so --json output stays clean
         pm.enable_tracing()
     return pm
 

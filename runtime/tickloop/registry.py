@@ -8,12 +8,13 @@ import attrs
 
 from tickloop.errors import PluginError, UnknownBackendError
 
-#: family -> (collector hook, the extra that installs more of them)
+#: family -> (collector hook, which extra installs more of them); a hint names an extra only once
+#: a backend ships in it.
 FAMILIES: dict[str, tuple[str, str]] = {
-    "memory": ("tickloop_register_memory_backends", "pip install 'tickloop[redis]' for redis"),
-    "store": ("tickloop_register_state_stores", "pip install 'tickloop[postgres]' for postgresql"),
+    "memory": ("tickloop_register_memory_backends", ""),
+    "store": ("tickloop_register_state_stores", ""),
     "suggestions": ("tickloop_register_suggestion_stores", ""),
-    "executor": ("tickloop_register_executors", "pip install 'tickloop[temporal]' for temporal"),
+    "executor": ("tickloop_register_executors", ""),
     "venue": ("tickloop_register_venues", ""),
     "closer": ("tickloop_register_closers", ""),
 }

@@ -31,11 +31,9 @@ class InlineExecutor:
         so is an exception escaping a plugin's ``tickloop_run_call`` wrapper. ``KeyboardInterrupt``
         propagates to the caller.
         """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot submit a run: the inline executor is closed")
-        future: Future[RunOutcome] = Future()
-        future.set_running_or_notify_cancel()
+        if self._closed:  # a plain read: close() only ever sets it, and the job runs right here
+            raise RuntimeError("cannot submit a run: the inline executor is closed")
+        future: Future[RunOutcome] = Future()  # resolved before anyone else sees it: never "running"
         try:
             outcome = self.environment.execute(job)
         except Exception as exc:  # a plugin bug, not the agent's: still an outcome, never a stuck run

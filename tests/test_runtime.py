@@ -302,3 +302,42 @@ def test_run_now_runs_one_session_outside_its_schedule(make_runtime, agent_folde
     assert (run.session_id, run.scheduled_at) == (a.id, T0 + M)
     assert rt.session(a.id).next_run_at == T0 + 16 * M
     assert [r.session_id for r in rt.tick(T0 + M)] == [b.id]
+
+
+def test_a_failing_plugin_hook_does_not_break_the_loop(make_runtime, agent_folder, caplog):
+    """An exception in a lifecycle hook is logged; runs are still recorded and rescheduled."""
+
+    class Broken:
+        @tickloop.hookimpl
+        def tickloop_run_finished(self, session, run):
+            raise RuntimeError("plugin bug")
+
+        @tickloop.hookimpl
+        def tickloop_session_transitioned(self, session, transition):
+            raise RuntimeError("plugin bug")
+
+    rt = make_runtime(plugins=[Broken()])
+    s = rt.start_session(str(agent_folder(COUNTER)), WALLET, now=T0)
+    [run] = rt.tick(T0)
+    assert run.status == "succeeded"
+    assert rt.session(s.id).next_run_at == T0 + 15 * M
+    assert [r.status for r in rt.tick(T0 + 15 * M)] == ["succeeded"]
+    assert "tickloop_run_finished" in caplog.text and "plugin bug" in caplog.text
+
+
+def test_memory_written_by_a_run_that_outlives_its_session_is_cleared(make_runtime, agent_folder):
+    """A stop that lands while a run is in flight still leaves no session memory behind."""
+    holder = {}
+
+    class StopMidRun:
+        @tickloop.hookimpl(wrapper=True)
+        def tickloop_run_call(self, job, context, function):
+            holder["rt"].stop(job.session_id, T0)  # the stop lands before the agent writes
+            return (yield)
+
+    rt = make_runtime(plugins=[StopMidRun()])
+    holder["rt"] = rt
+    s = rt.start_session(str(agent_folder(COUNTER)), WALLET, now=T0)
+    [run] = rt.tick(T0)
+    assert run.status == "succeeded" and rt.session(s.id).state == "stopped"
+    assert rt.memory(s.id).get("n").data.value is None

@@ -71,3 +71,18 @@ def test_run_refuses_while_serve_owns_the_home(tickloop_home, agent_folder, serv
     proc = tickloop(tickloop_home, "run", str(agent_folder(TICKER)), "--once")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"another tickloop serve (pid {s.proc.pid}) owns" in proc.stderr
+
+
+def test_stopping_serve_waits_for_the_run_in_flight(tickloop_home, agent_folder, serve, make_runtime):
+    """SIGTERM during a run lets it finish and records it before serve exits."""
+    main = "import time\n\ndef run(agent):\n    agent.log('start')\n    time.sleep(1.5)\n    agent.log('end')\n"
+    folder = agent_folder(main, runtimeIntervalMinutes=10)
+    s = serve(tickloop_home)  # the default process executor
+    s.ready()
+    reader = make_runtime(memory="diskcache")
+    sid = json.loads(tickloop(tickloop_home, "sessions", "start", str(folder), "--wallet", WALLET, "--json",
+                              check=True).stdout)["id"]
+    wait_until(lambda: reader.runs(sid), timeout=5)
+    assert s.stop() == 0
+    [run] = reader.runs(sid)
+    assert (run.status, [line.message for line in run.logs]) == ("succeeded", ["start", "end"])

@@ -70,6 +70,8 @@ sessions = Table(
     sqlite_autoincrement=True,
 )
 Index("ix_sessions_state", sessions.c.state)
+# Starting a session looks for an open session of the same agent on the same wallet.
+Index("ix_sessions_wallet_agent", sessions.c.wallet, sessions.c.agent)
 
 transitions = Table(
     "transitions", metadata,

@@ -252,8 +252,17 @@ def test_a_stale_read_never_overwrites_a_concurrent_change(store: SqlStateStore,
 # -- runs --------------------------------------------------------------------------------------
 
 
-def test_start_and_finish_batches_keep_ids_in_order_and_update_sessions(store: SqlStateStore) -> None:
-    """Batches of runs get increasing ids in input order; finishing them updates each session."""
+@pytest.mark.parametrize("path", ["sqlite fast path", "core statements"])
+def test_start_and_finish_batches_keep_ids_in_order_and_update_sessions(store: SqlStateStore, path: str) -> None:
+    """Batches of runs get increasing ids in input order; finishing them updates each session.
+
+    Both ways of feeding the hot statements are checked: the SQLite fast path and the Core path
+    other dialects take.
+    """
+    if path == "core statements":
+        store._fast = None
+    else:
+        assert store._fast is not None
     sessions = [store.create_session(new(wallet=f"0x{i}"))[0].id for i in range(5)]
     order = [sessions[(i * 3) % 5] for i in range(1200)]
     starts = [RunStart(sid, "unwind" if i % 7 == 0 else "run", T0 + i * US, T0 + (i + 1) * US)
@@ -304,9 +313,12 @@ def test_start_and_finish_batches_keep_ids_in_order_and_update_sessions(store: S
 
 @pytest.mark.parametrize(("state", "moves"), [(State.RUNNING, True), (State.PAUSED, True),
                                               (State.UNWINDING, False), (State.STOPPED, False)])
+@pytest.mark.parametrize("fast", [True, False], ids=["sqlite fast path", "core statements"])
 def test_a_finishing_run_moves_the_schedule_of_running_and_paused_sessions_only(store: SqlStateStore, state: State,
-                                                                                 moves: bool) -> None:
+                                                                                 moves: bool, fast: bool) -> None:
     """An unwind or stop that happened while a run was in flight keeps its own next_run_at."""
+    if not fast:
+        store._fast = None
     session, _ = store.create_session(new())
     [run] = store.start_runs([RunStart(session.id, "run", T0, T0)])
     if state is not State.RUNNING:

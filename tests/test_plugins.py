@@ -6,7 +6,6 @@ import inspect
 import re
 from pathlib import Path
 
-import pluggy
 import pytest
 
 import tickloop

@@ -18,7 +18,6 @@ from tickloop.errors import TickloopError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tickloop.loop import Runtime
     from tickloop.runs import Run
 
 WALLET = "0x" + "de" * 20

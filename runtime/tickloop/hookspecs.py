@@ -16,7 +16,6 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from tickloop.config import Config
     from tickloop.context import AgentContext
     from tickloop.execution import RunJob, RunOutcome
     from tickloop.registry import Backend

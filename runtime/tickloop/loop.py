@@ -547,7 +547,7 @@ class Runtime:
             try:
                 close()
             except Exception:  # closing is best effort; the first failure must not leak the rest
-                pass
+                log.exception("closing %s failed", close)
 
     def __enter__(self) -> Runtime:
         return self

@@ -56,3 +56,10 @@ def test_token_is_never_shown(tmp_path):
     """The API token does not appear in the config's repr."""
     config = Config.load(home=tmp_path, env={"TICKLOOP_API__TOKEN": "s3cret"})
     assert config.api.token == "s3cret" and "s3cret" not in repr(config)
+
+
+def test_a_bad_environment_override_names_the_variable(tmp_path):
+    """A wrong value that came from TICKLOOP_<SECTION>__<KEY> is reported against that variable."""
+    (tmp_path / "tickloop.toml").write_text('[runtime]\nexecutor = "inline"\n')
+    with pytest.raises(ConfigError, match=r"^TICKLOOP_RUNTIME__WORKERS: runtime.workers: invalid value"):
+        Config.load(home=tmp_path, env={"TICKLOOP_RUNTIME__WORKERS": "lots"})

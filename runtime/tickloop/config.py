@@ -116,16 +116,20 @@ class Config(Sections):
                 raw[section] = {**raw[section], **values}
             else:
                 raw[section] = dict(values) if isinstance(values, Mapping) else values
-        return cls.from_dict(raw, home=home_path, path=file_path if file_path.exists() else None, source=source)
+        overridden = {_env_key(name): name for name in env if _env_key(name)}
+        return cls.from_dict(raw, home=home_path, path=file_path if file_path.exists() else None, source=source,
+                             overridden=overridden)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, home: Path, path: Path | None = None,
-                  source: str = "config") -> Config:
+                  source: str = "config", overridden: Mapping[str, str] | None = None) -> Config:
+        """Structure and check ``raw``; ``overridden`` maps ``section.key`` to the environment
+        variable that set it, so a problem names the variable rather than the file."""
         try:
             sections = _converter.structure(dict(raw), Sections)
         except cattrs.BaseValidationError as exc:
             messages = cattrs.transform_error(exc, format_exception=_format_exception)
-            raise ConfigError([_problem(source, msg) for msg in messages]) from None
+            raise ConfigError([_problem(source, msg, overridden or {}) for msg in messages]) from None
         return cls(home=home, path=path, **attrs.asdict(sections, recurse=False))
 
 
@@ -140,12 +144,21 @@ def _format_exception(exc: BaseException, type_: Any) -> str:
     return format_exception(exc, type_)
 
 
-def _problem(source: str, message: str) -> Problem:
+def _env_key(name: str) -> str | None:
+    """``section.key`` for a ``TICKLOOP_<SECTION>__<KEY>`` variable, else None."""
+    if not name.startswith(ENV_PREFIX) or name in ENV_SWITCHES or "__" not in name:
+        return None
+    section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+    return f"{section}.{key}"
+
+
+def _problem(source: str, message: str, overridden: Mapping[str, str]) -> Problem:
     # cattrs says "<reason> @ $.section.key"; turn that into file, key and reason.
     reason, _, where = message.rpartition(" @ ")
     if not reason:
         reason, where = message, ""
     key = where.removeprefix("$").lstrip(".")
+    source = overridden.get(key, source)
     if reason.startswith("extra fields found"):
         return Problem(source, key, reason.replace("extra fields found", "unknown key(s)"))
     return Problem(source, key, reason)
@@ -154,9 +167,10 @@ def _problem(source: str, message: str) -> Problem:
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for name, text in env.items():
-        if not name.startswith(ENV_PREFIX) or name in ENV_SWITCHES or "__" not in name:
+        path = _env_key(name)
+        if path is None:
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        section, _, key = path.partition(".")
         merged.setdefault(section, {})
         if isinstance(merged[section], dict):
             merged[section][key] = _scalar(text)

@@ -146,3 +146,20 @@ def test_help_is_quick_to_reach_and_lists_the_commands(tickloop_home):
     out = tickloop(tickloop_home, "--help", check=True).stdout
     for command in ("demo", "serve", "run", "check", "agents", "plugins", "sessions", "runs", "logs"):
         assert command in out
+
+
+def test_plugin_commands_respect_the_block_list_of_the_selected_home(tmp_path, monkeypatch):
+    """The block list used when loading plugin commands comes from --home/--config, as the command's does."""
+    from tickloop.cli import _blocked_plugins
+
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "tickloop.toml").write_text('[plugins]\nblock = ["diskcache"]\n')
+    other = tmp_path / "other.toml"
+    other.write_text('[plugins]\nblock = ["memory"]\n')
+    assert _blocked_plugins(["--home", str(home), "sessions", "list"]) == ["diskcache"]
+    assert _blocked_plugins(["--home", str(home), "--config", str(other), "runs", "list"]) == ["memory"]
+    monkeypatch.setenv("TICKLOOP_HOME", str(home))
+    assert _blocked_plugins(["plugins", "list"]) == ["diskcache"]
+    (home / "tickloop.toml").write_text("[plugins\n")
+    assert _blocked_plugins(["--home", str(home), "sessions", "list"]) == []

@@ -517,6 +517,18 @@ def logs(ctx: click.Context, session_id: int | None, run_id: int | None, limit: 
         console.print("no log lines")
 
 
+def _blocked_plugins(args: list[str]) -> list[str]:
+    """``[plugins] block`` of the config these arguments select (--home, --config, environment)."""
+    from tickloop.config import Config
+
+    with cli.make_context("tickloop", list(args), resilient_parsing=True) as ctx:
+        home, path = ctx.params.get("home"), ctx.params.get("config_path")
+    try:
+        return Config.load(path, home=home).plugins.block
+    except TickloopError:
+        return []  # the command itself reports the bad config
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``tickloop`` script: loads plugin commands, then runs the CLI."""
     args = sys.argv[1:] if argv is None else argv
@@ -527,7 +539,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from tickloop.plugins import make_plugin_manager
 
-        make_plugin_manager().hook.tickloop_register_commands(cli=cli)
+        make_plugin_manager(block=_blocked_plugins(args)).hook.tickloop_register_commands(cli=cli)
     except TickloopError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

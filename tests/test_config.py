@@ -39,7 +39,7 @@ def test_every_problem_is_reported_with_its_key(tmp_path):
     assert f"{file}: runtime.missed_runs: must be one of 'coalesce', 'skip'" in text
     assert f"{file}: runtime: unknown key(s) (bogus)" in text
     assert f"{file}: unknown key(s) (memori)" in text
-    with pytest.raises(ConfigError, match="runtime: workers must be greater than 0, got 0"):
+    with pytest.raises(ConfigError, match="runtime.workers: must be greater than 0, got 0"):
         Config.load(home=tmp_path / "other", env={}, overrides={"runtime": {"workers": 0}})
 
 

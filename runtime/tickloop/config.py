@@ -31,7 +31,7 @@ def default_home() -> Path:
 
 def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
     if value <= 0:
-        raise ValueError(f"{attribute.name} must be greater than 0, got {value}")
+        raise ValueError(f"{attribute.name}: must be greater than 0, got {value}")
 
 
 @attrs.frozen
@@ -158,6 +158,11 @@ def _problem(source: str, message: str, overridden: Mapping[str, str]) -> Proble
     if not reason:
         reason, where = message, ""
     key = where.removeprefix("$").lstrip(".")
+    # Our validators run in a section's __init__, so cattrs places them at the section; their
+    # message starts with "<field>: ", which belongs in the key.
+    field, sep, rest = reason.partition(": ")
+    if sep and field.isidentifier() and "." not in key and key:
+        key, reason = f"{key}.{field}", rest
     source = overridden.get(key, source)
     if reason.startswith("extra fields found"):
         return Problem(source, key, reason.replace("extra fields found", "unknown key(s)"))

@@ -155,7 +155,7 @@ class Runtime:
             raise SettingsError(Problem(manifest.file, "allowedExecutionModes",
                                         f"mode {mode!r} is not allowed for agent {manifest.name!r} (allowed: {allowed})"))
         self._check_wallet(loaded, wallet)
-        resolved = manifest.resolve_settings(settings or {})
+        resolved = manifest.resolve_settings(settings or {}, source="session settings")
         raw_allocation = self._check_allocation(loaded, allocation)
         for other in self.store.list_sessions(states=OPEN_STATES, agent=manifest.name, wallet=wallet):
             raise TickloopError(f"agent {manifest.name!r} already has session {other.id} ({other.state}) on wallet"

@@ -88,6 +88,11 @@ class AgentLoader:
         return ref
 
     def load(self, ref: str) -> Agent:
+        # Runs name agents by their canonical reference already: find those without canonicalizing
+        # again (a filesystem resolve() for a folder, on every run).
+        agent = self._agents.get(ref)
+        if agent is not None:
+            return agent
         key = self.canonical(ref)
         agent = self._agents.get(key)
         if agent is None:

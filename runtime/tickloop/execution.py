@@ -68,11 +68,6 @@ class RunEnvironment:
         self.hook = hook
         self.memory = memory
         self.agents = agents
-        # Agents by the exact reference a job names. The loader keeps every agent it loaded
-        # anyway, but finding it again canonicalizes the reference (a filesystem ``resolve()``
-        # for a folder agent: tens of microseconds, on every run). Only successes are kept, so
-        # an agent that failed to load is tried again on its next run.
-        self._loaded: dict[str, Any] = {}
 
     @classmethod
     def from_config(cls, config: Config) -> RunEnvironment:
@@ -101,13 +96,10 @@ class RunEnvironment:
 
     def execute(self, job: RunJob, on_log: Callable[[LogLine], None] | None = None) -> RunOutcome:
         """Run the job's agent function; every failure becomes an outcome, nothing raises."""
-        agent = self._loaded.get(job.agent_ref)
-        if agent is None:
-            try:
-                agent = self.agents.load(job.agent_ref)
-            except TickloopError as exc:
-                return RunOutcome(job.run_id, FAILED, error=str(exc))
-            self._loaded[job.agent_ref] = agent
+        try:
+            agent = self.agents.load(job.agent_ref)
+        except TickloopError as exc:
+            return RunOutcome(job.run_id, FAILED, error=str(exc))
         context = self.context(job, on_log)
         function = agent.unwind if job.kind == "unwind" else agent.run
         if function is None:

@@ -28,7 +28,7 @@ from tickloop.runs import FAILED, RUNNING, LogLine, Run
 from tickloop.schedule import Schedule
 from tickloop.sessions import Session, State, Transition, target_state
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
-from tickloop_sql.tables import EPOCH, SESSIONS_REVISION, meta, metadata, run_logs, runs, sessions, transitions
+from tickloop_sql.tables import SESSIONS_REVISION, meta, metadata, run_logs, runs, sessions, to_micros, transitions
 
 #: Execution option marking a connection whose transactions will write. A dialect module may use
 #: it to take the write lock up front (SQLite: ``BEGIN IMMEDIATE``); others ignore it.
@@ -220,7 +220,7 @@ class SqlStateStore:
             return []
         fast = self._fast
         if fast is not None:
-            rows = [(s.session_id, s.kind, _micros(s.scheduled_at), _micros(s.started_at), RUNNING) for s in starts]
+            rows = [(s.session_id, s.kind, to_micros(s.scheduled_at), to_micros(s.started_at), RUNNING) for s in starts]
             with self._writer.begin() as conn:
                 first = fast.insert_runs(conn, rows)
             return [Run(run_id, s.session_id, s.kind, s.scheduled_at, s.started_at)
@@ -242,12 +242,12 @@ class SqlStateStore:
             run_rows, session_rows, log_rows = [], [], []
             open_states = fast.open_states
             for f in finishes:
-                finished = _micros(f.finished_at)
+                finished = to_micros(f.finished_at)
                 run_rows.append((finished, f.status, f.error, f.traceback, f.run_id))
-                session_rows.append((*open_states, _micros(f.next_run_at), _micros(f.last_scheduled_at), finished,
+                session_rows.append((*open_states, to_micros(f.next_run_at), to_micros(f.last_scheduled_at), finished,
                                      f.session_id))
                 if f.logs:
-                    log_rows += [(f.run_id, f.session_id, seq, _micros(line.at), line.level, line.message)
+                    log_rows += [(f.run_id, f.session_id, seq, to_micros(line.at), line.level, line.message)
                                  for seq, line in enumerate(f.logs)]
             with self._writer.begin() as conn:
                 fast.finish(conn, run_rows, log_rows, session_rows)
@@ -349,19 +349,6 @@ class SqlStateStore:
 
 
 # -- the SQLite fast path ----------------------------------------------------------------------
-
-
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _micros(value: datetime | None) -> int | None:
-    """What :class:`tickloop_sql.tables.UtcMicros` stores for ``value``."""
-    if value is None:
-        return None
-    try:
-        return (value - EPOCH) // _MICROSECOND
-    except TypeError:
-        raise ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times") from None
 
 
 class _FastPath:

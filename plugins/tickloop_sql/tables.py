@@ -22,6 +22,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+def to_micros(value: datetime | None) -> int | None:
+    """What a :class:`UtcMicros` column stores for ``value``; naive datetimes are refused."""
+    if value is None:
+        return None
+    try:
+        return (value - EPOCH) // _MICROSECOND
+    except TypeError:  # aware minus naive: the cheap way to find a naive value on the hot path
+        raise ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times") from None
+
+
 class UtcMicros(TypeDecorator):
     """A timezone-aware datetime stored as integer microseconds since the epoch (UTC)."""
 
@@ -29,11 +39,7 @@ class UtcMicros(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> int | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times")
-        return (value - EPOCH) // _MICROSECOND
+        return to_micros(value)
 
     def process_result_value(self, value: int | None, dialect: Any) -> datetime | None:
         if value is None:

@@ -20,15 +20,23 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from sqlalchemy import Engine, bindparam, case, insert, or_, select, update
+from decimal import Decimal
+
+from sqlalchemy import Engine, bindparam, case, func, insert, inspect, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from tickloop.errors import NotFoundError, TransitionError
+from tickloop.errors import NotFoundError, TickloopError, TransitionError
+from tickloop.ledger import LedgerEntry
 from tickloop.runs import FAILED, RUNNING, LogLine, Run
 from tickloop.schedule import Schedule
-from tickloop.sessions import Session, State, Transition, target_state
+from tickloop.sessions import OPEN_STATES, Session, State, Transition, target_state
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
-from tickloop_sql.tables import SESSIONS_REVISION, meta, metadata, run_logs, runs, sessions, to_micros, transitions
+from tickloop.wallets import Wallet
+from tickloop_sql.tables import (SESSIONS_REVISION, ledger, meta, metadata, run_logs, runs, sessions,
+                                 to_micros, transitions, wallet_funds, wallets)
+from tickloop_sql.tables import orders as orders_table
+
+_OPEN = sorted(state.value for state in OPEN_STATES)
 
 #: Execution option marking a connection whose transactions will write. A dialect module may use
 #: it to take the write lock up front (SQLite: ``BEGIN IMMEDIATE``); others ignore it.
@@ -89,6 +97,7 @@ class SqlStateStore:
     def _create_schema(self) -> None:
         with self._writer.begin() as conn:
             metadata.create_all(conn)
+            _add_missing_columns(conn)
             found = conn.execute(select(meta.c.value).where(meta.c.key == SESSIONS_REVISION)).first()
             if found is None:
                 try:
@@ -130,21 +139,47 @@ class SqlStateStore:
     def create_session(self, new: NewSession) -> tuple[Session, Transition]:
         at = _utc(new.at)
         next_run_at = _utc(new.next_run_at)
+        asset = new.allocation_asset.lower() if new.allocation_asset else None
         values = {
             "agent": new.agent, "agent_ref": new.agent_ref, "wallet": new.wallet, "mode": new.mode,
             "state": State.RUNNING.value, **_schedule_columns(new.schedule), "settings": dict(new.settings),
-            "allocation": new.allocation, "created_at": at, "updated_at": at, "next_run_at": next_run_at,
+            "allocation": new.allocation, "allocation_network": new.allocation_network, "allocation_asset": asset,
+            "created_at": at, "updated_at": at, "next_run_at": next_run_at,
         }
+        s = sessions.c
         with self._writer.begin() as conn:
+            # Checked inside the write transaction, so two starts racing cannot both pass.
+            other = conn.execute(select(s.id, s.state).where(
+                s.wallet == new.wallet, s.agent == new.agent, s.state.in_(_OPEN)).limit(1)).first()
+            if other is not None:
+                raise TickloopError(f"agent {new.agent!r} already has session {other.id} ({other.state}) on wallet"
+                                    f" {new.wallet}; the same agent cannot run twice on one wallet")
+            amount = int(new.allocation or 0)
+            if new.wallet_balance is not None and amount:
+                taken = sum(int(a) for (a,) in conn.execute(select(s.allocation).where(
+                    s.wallet == new.wallet, s.state.in_(_OPEN),
+                    s.allocation_network == new.allocation_network, s.allocation_asset == asset)))
+                free = new.wallet_balance - taken
+                if amount > free:
+                    raise TickloopError(
+                        f"allocation {amount} exceeds the free balance of wallet {new.wallet}: {free} of"
+                        f" {new.wallet_balance} raw units of {new.allocation_asset} on {new.allocation_network}"
+                        f" ({taken} allocated to its open sessions)")
             session_id = conn.execute(self._insert_session, values).inserted_primary_key[0]
             conn.execute(self._insert_transition, {
                 "session_id": session_id, "action": "start", "from_state": State.CREATED.value,
                 "to_state": State.RUNNING.value, "at": at, "reason": new.reason})
+            if amount:
+                entry = LedgerEntry.allocation(session_id, new.wallet, at=at, network=new.allocation_network or "",
+                                               asset_key=new.allocation_asset or "", amount_raw=amount,
+                                               symbol=new.allocation_symbol, decimals=new.allocation_decimals)
+                conn.execute(insert(ledger), [_ledger_row(entry)])
             conn.execute(self._bump_revision)
         self._notifier.notify()
         session = Session(id=session_id, agent=new.agent, agent_ref=new.agent_ref, wallet=new.wallet,
                           mode=new.mode, state=State.RUNNING, schedule=new.schedule, settings=values["settings"],
-                          allocation=new.allocation, created_at=at, next_run_at=next_run_at)
+                          allocation=new.allocation, created_at=at, next_run_at=next_run_at,
+                          allocation_network=new.allocation_network, allocation_asset=asset)
         return session, Transition(session_id, "start", State.CREATED, State.RUNNING, at, new.reason)
 
     def get_session(self, session_id: int) -> Session:
@@ -167,7 +202,8 @@ class SqlStateStore:
             return [_session(row) for row in conn.execute(query)]
 
     def transition(self, session_id: int, action: str, *, at: datetime, reason: str = "",
-                   next_run_at: datetime | None = UNCHANGED) -> tuple[Session, Transition]:
+                   next_run_at: datetime | None = UNCHANGED,
+                   unwind_assets: Sequence[str] | None = UNCHANGED) -> tuple[Session, Transition]:
         at = _utc(at)
         for _attempt in range(2):
             with self._writer.begin() as conn:
@@ -179,6 +215,12 @@ class SqlStateStore:
                 values: dict[str, Any] = {"state": target.value, "updated_at": at}
                 if next_run_at is not UNCHANGED:
                     values["next_run_at"] = next_run_at
+                if target is State.UNWINDING:
+                    values["unwind_stage"] = "agent"
+                    if unwind_assets is not UNCHANGED:
+                        values["unwind_assets"] = list(unwind_assets) if unwind_assets is not None else None
+                elif current is State.UNWINDING:
+                    values["unwind_stage"] = None
                 # Compare-and-set: only if nobody changed the state since we read it. On SQLite
                 # the write lock is already held (BEGIN IMMEDIATE); on PostgreSQL (read
                 # committed) this is what catches a concurrent change.
@@ -198,6 +240,18 @@ class SqlStateStore:
         target_state(session_id, action, self.get_session(session_id).state)
         raise TransitionError(f"session {session_id}: changed by another process while trying to {action};"
                               " try again")
+
+    def update_unwind(self, session_id: int, *, stage: str, next_run_at: datetime | None) -> Session | None:
+        s = sessions.c
+        with self._writer.begin() as conn:
+            changed = conn.execute(update(sessions).where(s.id == session_id, s.state == State.UNWINDING.value)
+                                   .values(unwind_stage=stage, next_run_at=next_run_at)).rowcount
+            if not changed:
+                return None
+            conn.execute(self._bump_revision)
+            row = conn.execute(self._q_session, {"id": session_id}).one()
+        self._notifier.notify()
+        return _session(row)
 
     def transitions(self, session_id: int) -> list[Transition]:
         t = transitions.c
@@ -312,6 +366,99 @@ class SqlStateStore:
                 .values(status=FAILED, finished_at=at, error=INTERRUPTED)
                 .returning(*runs.c)).all()
         return sorted((_run(row, ()) for row in rows), key=lambda run: run.id)
+
+    # -- wallets and the ledger ----------------------------------------------------------------
+
+    def add_wallet(self, wallet: Wallet) -> Wallet:
+        row = {"address": wallet.address, "kind": wallet.kind, "created_at": _utc(wallet.created_at),
+               "key_env": wallet.key_env, "keystore": wallet.keystore, "password_env": wallet.password_env,
+               "label": wallet.label}
+        with self._writer.begin() as conn:
+            known = conn.execute(select(wallets.c.address).where(
+                func.lower(wallets.c.address) == wallet.address.lower())).first()
+            if known is not None:
+                raise TickloopError(f"wallet {known.address} is already added")
+            conn.execute(insert(wallets), [row])
+        return wallet
+
+    def get_wallet(self, address: str) -> Wallet | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(wallets).where(func.lower(wallets.c.address) == address.lower())).first()
+        return Wallet.from_row(row) if row is not None else None
+
+    def list_wallets(self) -> list[Wallet]:
+        with self.engine.connect() as conn:
+            return [Wallet.from_row(row) for row in conn.execute(select(wallets).order_by(wallets.c.created_at))]
+
+    def fund_wallet(self, address: str, network: str, asset: str, amount: int, *,
+                    only_if_unfunded: bool = False) -> int:
+        f = wallet_funds.c
+        key = (f.address == address, f.network == network, f.asset == asset.lower())
+        with self._writer.begin() as conn:
+            current = conn.execute(select(f.amount).where(*key)).scalar()
+            if current is not None and only_if_unfunded:
+                return int(current)
+            total = int(current or 0) + int(amount)
+            if current is None:
+                conn.execute(insert(wallet_funds), [{"address": address, "network": network, "asset": asset.lower(),
+                                                     "amount": str(total)}])
+            else:
+                conn.execute(update(wallet_funds).where(*key).values(amount=str(total)))
+        return total
+
+    def wallet_funds(self, address: str) -> dict[tuple[str, str], int]:
+        f = wallet_funds.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(f.network, f.asset, f.amount).where(func.lower(f.address) == address.lower()))
+            return {(network, asset): int(amount) for network, asset, amount in rows}
+
+    def allocated(self, address: str) -> dict[tuple[str, str], int]:
+        s = sessions.c
+        out: dict[tuple[str, str], int] = {}
+        with self.engine.connect() as conn:
+            for network, asset, amount in conn.execute(select(s.allocation_network, s.allocation_asset, s.allocation)
+                                                       .where(func.lower(s.wallet) == address.lower(),
+                                                              s.state.in_(_OPEN), s.allocation.is_not(None))):
+                key = (network or "", asset or "")
+                out[key] = out.get(key, 0) + int(amount)
+        return out
+
+    def record_ledger(self, entries: Sequence[LedgerEntry], *, orders: Sequence[tuple[str, str, int]] = ()) -> None:
+        with self._writer.begin() as conn:
+            if entries:
+                conn.execute(insert(ledger), [_ledger_row(e) for e in entries])
+            o = orders_table.c
+            for venue, order_id, session_id in orders:
+                known = conn.execute(select(o.session_id).where(o.venue == venue, o.order_id == str(order_id))).first()
+                if known is None:
+                    conn.execute(insert(orders_table), [{"venue": venue, "order_id": str(order_id),
+                                                         "session_id": session_id}])
+
+    def ledger(self, session_ids: Sequence[int]) -> list[LedgerEntry]:
+        if not session_ids:
+            return []
+        out = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(session_ids), _CHUNK):
+                chunk = list(session_ids[start:start + _CHUNK])
+                for row in conn.execute(select(ledger).where(ledger.c.session_id.in_(chunk)).order_by(ledger.c.id)):
+                    out.append(_ledger_entry(row))
+        if len(session_ids) > _CHUNK:
+            out.sort(key=lambda e: e.id or 0)
+        return out
+
+    def order_session(self, venue: str, order_id: str) -> int | None:
+        o = orders_table.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(o.session_id).where(o.venue == venue, o.order_id == str(order_id))).scalar()
+
+    def session_orders(self, session_id: int, venue: str | None = None) -> list[tuple[str, str]]:
+        o = orders_table.c
+        query = select(o.venue, o.order_id).where(o.session_id == session_id)
+        if venue is not None:
+            query = query.where(o.venue == venue)
+        with self.engine.connect() as conn:
+            return [(v, i) for v, i in conn.execute(query)]
 
     # -- ownership and change notification -----------------------------------------------------
 
@@ -455,7 +602,41 @@ def _session(row: Any) -> Session:
     return Session(id=row.id, agent=row.agent, agent_ref=row.agent_ref, wallet=row.wallet, mode=row.mode,
                    state=row.state, schedule=_schedule(row), settings=row.settings, allocation=row.allocation,
                    created_at=row.created_at, next_run_at=row.next_run_at, last_scheduled_at=row.last_scheduled_at,
-                   last_finished_at=row.last_finished_at)
+                   last_finished_at=row.last_finished_at, allocation_network=row.allocation_network,
+                   allocation_asset=row.allocation_asset, unwind_stage=row.unwind_stage,
+                   unwind_assets=row.unwind_assets)
+
+
+_DECIMALS = ("amount", "price", "fee")
+
+
+def _ledger_row(entry: LedgerEntry) -> dict[str, Any]:
+    row = {name: getattr(entry, name) for name in ledger.c.keys() if name != "id"}
+    for name in _DECIMALS:
+        if row[name] is not None:
+            row[name] = format(row[name], "f")
+    return row
+
+
+def _ledger_entry(row: Any) -> LedgerEntry:
+    m = dict(row._mapping)
+    for name in _DECIMALS:
+        if m[name] is not None:
+            m[name] = Decimal(m[name])
+    return LedgerEntry(**m)
+
+
+
+def _add_missing_columns(conn: Any) -> None:
+    """Add columns a newer tickloop defines to tables an older one created. Additive only:
+    every column added since the first release is nullable, so old rows stay valid."""
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}'))
 
 
 def _run(row: Any, lines: tuple[LogLine, ...]) -> Run:

@@ -67,6 +67,14 @@ sessions = Table(
     Column("schedule_timezone", Text, nullable=False, default="UTC"),
     Column("settings", JSON, nullable=False),
     Column("allocation", Text, nullable=True),  # raw units of the starting asset, as text
+    # The starting asset the allocation is in (network, token address), for the wallet's free
+    # balance: allocations of open sessions on one wallet and asset may not exceed its funds.
+    Column("allocation_network", Text, nullable=True),
+    Column("allocation_asset", Text, nullable=True),
+    # While unwinding: "agent" (the agent's unwind is due) or "close" (only the closers are
+    # due); the assets the user selected (JSON list), or NULL for everything.
+    Column("unwind_stage", Text, nullable=True),
+    Column("unwind_assets", JSON, nullable=True),
     Column("created_at", UtcMicros, nullable=False),
     Column("updated_at", UtcMicros, nullable=False),  # the last lifecycle change (transition)
     Column("next_run_at", UtcMicros, nullable=True),
@@ -127,6 +135,85 @@ run_logs = Table(
 )
 Index("ix_run_logs_run", run_logs.c.run_id)
 Index("ix_run_logs_session", run_logs.c.session_id, run_logs.c.id)
+
+wallets = Table(
+    "wallets", metadata,
+    Column("address", Text, primary_key=True),  # checksummed (EIP-55) as added
+    Column("kind", Text, nullable=False),  # paper | env | keystore
+    Column("created_at", UtcMicros, nullable=False),
+    # Where the key comes from; the key itself is never stored here.
+    Column("key_env", Text, nullable=True),
+    Column("keystore", Text, nullable=True),
+    Column("password_env", Text, nullable=True),
+    Column("label", Text, nullable=False, default=""),
+)
+
+# What a wallet was funded with, per asset (paper wallets; real wallets ask their venue).
+wallet_funds = Table(
+    "wallet_funds", metadata,
+    Column("address", Text, ForeignKey("wallets.address"), primary_key=True),
+    Column("network", Text, primary_key=True),
+    Column("asset", Text, primary_key=True),  # token address, lower case
+    Column("amount", Text, nullable=False),  # raw units, as text (exceeds 64 bits for 18 decimals)
+)
+
+# The per-session ledger (tickloop.ledger.LedgerEntry): allocations and fills. Decimals are text.
+ledger = Table(
+    "ledger", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("wallet", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # allocation | fill
+    Column("at", UtcMicros, nullable=False),
+    Column("network", Text, nullable=False),
+    Column("asset_key", Text, nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("symbol", Text, nullable=True),
+    Column("decimals", Integer, nullable=True),
+    Column("venue", Text, nullable=True),
+    Column("coin", Text, nullable=True),
+    Column("price", Text, nullable=True),
+    Column("fee", Text, nullable=False, default="0"),
+    Column("contract", Text, nullable=True),
+    Column("cash_network", Text, nullable=True),
+    Column("cash_asset", Text, nullable=True),
+    Column("cash_symbol", Text, nullable=True),
+    Column("cash_decimals", Integer, nullable=True),
+    Column("order_id", Text, nullable=True),
+    Column("meta", JSON, nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_ledger_session", ledger.c.session_id, ledger.c.id)
+
+# Which session placed each order still resting on a venue: later fills are booked to it, and a
+# closer cancels only its own session's orders on a shared account.
+orders = Table(
+    "orders", metadata,
+    Column("venue", Text, primary_key=True),
+    Column("order_id", Text, primary_key=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+)
+Index("ix_orders_session", orders.c.session_id)
+
+suggestions = Table(
+    "suggestions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("action", JSON, nullable=False),  # tickloop.actions.Action, unstructured
+    Column("status", Text, nullable=False),
+    Column("created_at", UtcMicros, nullable=False),
+    Column("expires_at", UtcMicros, nullable=True),
+    Column("decided_at", UtcMicros, nullable=True),
+    Column("deleted_at", UtcMicros, nullable=True),
+    Column("executed_at", UtcMicros, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_suggestions_session", suggestions.c.session_id, suggestions.c.id)
+# Every run start soft-deletes its session's pending suggestions: only pending rows are indexed.
+Index("ix_suggestions_pending", suggestions.c.session_id, sqlite_where=suggestions.c.status == "pending",
+      postgresql_where=suggestions.c.status == "pending")
 
 meta = Table(
     "meta", metadata,

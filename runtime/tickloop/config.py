@@ -57,6 +57,40 @@ class MemorySection:
 @attrs.frozen
 class PluginsSection:
     block: list[str] = attrs.field(factory=list)
+    # Plugin modules to import and register by dotted name (like pytest's -p): a plugin that is
+    # not installed as a distribution, loaded in every process the runtime starts.
+    load: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class SuggestionsSection:
+    store: str = "sql"
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"{attribute.name}: must be 0 or more, got {value}")
+
+
+@attrs.frozen
+class RoutingSection:
+    # The example router (plugin "notional-guard"): suggest instead of execute any action worth
+    # more than this many USD, even in auto mode. Unset: the guard does nothing.
+    manual_above_usd: float | None = attrs.field(default=None, validator=_non_negative)
+
+
+def _digits(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not str(value).isdigit():
+        raise ValueError(f"{attribute.name}: must be a whole number of raw units, got {value!r}")
+
+
+@attrs.frozen
+class WalletsSection:
+    # What a paper wallet is funded with on first use, per starting asset, in raw units
+    # (10,000 of a 6-decimal stablecoin).
+    paper_funding: str = attrs.field(default="10000000000", converter=str, validator=_digits)
+    # Combined margin use of one account (used / value) above which `sessions show` warns.
+    margin_warning: float = attrs.field(default=0.8, validator=_positive)
 
 
 @attrs.frozen
@@ -74,6 +108,9 @@ class Sections:
     state: StateSection = StateSection()
     memory: MemorySection = MemorySection()
     plugins: PluginsSection = PluginsSection()
+    suggestions: SuggestionsSection = SuggestionsSection()
+    routing: RoutingSection = RoutingSection()
+    wallets: WalletsSection = WalletsSection()
     api: ApiSection = ApiSection()
     venues: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 

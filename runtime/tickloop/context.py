@@ -19,32 +19,41 @@ from tickloop.runs import LogLine
 class _UnavailableVenue:
     """A venue namespace that answers every call with a failed result (no venue is installed)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, reason: str = "") -> None:
         self._name = name
+        self._reason = reason or f"no {name} venue is installed in this runtime"
 
     def __getattr__(self, method: str) -> Callable[..., Result]:
         if method.startswith("_"):
             raise AttributeError(method)
 
         def call(*args: Any, **kwargs: Any) -> Result:
-            return Result.fail(f"{self._name}.{method}: no {self._name} venue is installed in this runtime")
+            return Result.fail(f"{self._name}.{method}: {self._reason}")
 
         return call
 
 
 class Platforms:
-    """``agent.platforms``: one attribute per venue (``hyperliquid``, ``polymarket``)."""
+    """``agent.platforms``: one attribute per venue (``hyperliquid``, ``polymarket``), built on
+    first use by ``venues(name)`` (None: no such venue is installed)."""
 
-    def __init__(self, venues: dict[str, Any] | None = None) -> None:
-        self._venues = dict(venues or {})
+    def __init__(self, venues: dict[str, Any] | Callable[[str], Any] | None = None) -> None:
+        self._lookup = venues if callable(venues) else dict(venues or {}).get
+        self._built: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._venues[name]
+            return self._built[name]
         except KeyError:
-            return _UnavailableVenue(name)
+            pass
+        try:
+            api = self._lookup(name)
+        except Exception as exc:  # a venue that cannot start: every call answers with the reason
+            api = _UnavailableVenue(name, f"the {name} venue could not start: {exc}")
+        self._built[name] = api if api is not None else _UnavailableVenue(name)
+        return self._built[name]
 
 
 class AgentContext:

@@ -16,11 +16,14 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from tickloop.actions import Action, Execution
+    from tickloop.config import Config
     from tickloop.context import AgentContext
     from tickloop.execution import RunJob, RunOutcome
     from tickloop.registry import Backend
     from tickloop.runs import Run
     from tickloop.sessions import Session, Transition
+    from tickloop.suggestions import Suggestion
 
     Register = Callable[[Backend], None]
 
@@ -149,16 +152,20 @@ def tickloop_register_commands(cli: click.Group) -> None:
 
 
 @_spec(firstresult=True)
-def tickloop_route_action(session: Session, action: Any, mode: str) -> str | None:
-    """Called for every value- or signature-producing action an agent takes, before it runs.
+def tickloop_route_action(session: Session, action: Action, mode: str, config: Config) -> str | None:
+    """Called for every value- or signature-producing action an agent (or a closer) takes,
+    before it runs.
 
-    The built-in router answers ``"execute"`` in auto mode and ``"suggest"`` in manual mode and
-    is registered ``trylast``, so any plugin can decide first (for example, "suggest when the
-    notional is above 500 USD").
+    The built-in router (plugin ``routing``) answers ``"execute"`` in auto mode and
+    ``"suggest"`` in manual mode and is registered ``trylast``, so any plugin can decide first:
+    the example plugin ``notional-guard`` suggests any action worth more than
+    ``[routing] manual_above_usd``, even in auto mode.
 
     :param session: the :class:`tickloop.sessions.Session` the action belongs to.
-    :param action: the action (an order, cancel, transfer, redeem or raw transaction).
+    :param action: the :class:`tickloop.actions.Action`: ``venue``, ``kind`` (``order``,
+        ``cancel``, ``transfer``, ``redeem`` ...), ``method``, ``params`` and ``notional_usd``.
     :param mode: the session's execution mode, ``"auto"`` or ``"manual"``.
+    :param config: the runtime's :class:`tickloop.config.Config` (for a router's own settings).
     :returns: ``"execute"`` to execute now, ``"suggest"`` to store a suggestion for a person to
         approve, or ``None`` to let another plugin decide.
 
@@ -180,6 +187,47 @@ def tickloop_session_transitioned(session: Session, transition: Transition) -> N
     :param session: the session as it is after the change.
     :param transition: the :class:`tickloop.sessions.Transition` that was recorded: ``action``,
         ``from_state``, ``to_state``, ``at`` and ``reason``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_suggestion_created(session: Session, suggestion: Suggestion) -> None:
+    """Called after a manual-mode action was stored as a suggestion (in the process running the
+    agent), for example to notify the person who approves it.
+
+    :param session: the session whose agent proposed it.
+    :param suggestion: the new :class:`tickloop.suggestions.Suggestion`, ``status == "pending"``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_suggestion_decided(session: Session, suggestion: Suggestion) -> None:
+    """Called after a suggestion was approved and executed (or failed), rejected or expired.
+
+    :param session: the session the suggestion belongs to.
+    :param suggestion: the :class:`tickloop.suggestions.Suggestion` as it is now: ``executed``,
+        ``failed`` (with ``error``), ``rejected`` or ``expired``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_action_executed(session: Session, action: Action, execution: Execution) -> None:
+    """Called after a venue executed an action (auto mode, or an approved suggestion) and its
+    fills were booked to the session's ledger.
+
+    :param session: the session the action belongs to.
+    :param action: the :class:`tickloop.actions.Action` that was executed.
+    :param execution: the venue's :class:`tickloop.actions.Execution`: ``data``, ``error``
+        (set when the venue refused), ``fills`` and ``order_ids``.
     :returns: nothing; the return value is ignored.
 
     .. versionadded:: 0.1

@@ -16,6 +16,7 @@ import queue
 import re
 import threading
 from concurrent import futures
+from pathlib import Path
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -25,13 +26,19 @@ import attrs
 from tickloop import schedule as schedules
 from tickloop.agents import Agent, AgentLoader
 from tickloop.config import Config
-from tickloop.errors import SettingsError, TickloopError, Problem
+from tickloop.errors import NotFoundError, Problem, SettingsError, TickloopError
 from tickloop.execution import RunEnvironment, RunJob, RunOutcome
 from tickloop.memory import Memory, MemoryBackend, session_scope
 from tickloop.plugins import PluginManager, make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SKIPPED, LogLine, Run
-from tickloop.sessions import OPEN_STATES, Session, State, Transition
+from tickloop.portfolio import Portfolio
+from tickloop.sessions import Session, State, Transition
+from tickloop.suggestions import APPROVED, EXECUTED, EXPIRED, FAILED as SUGGESTION_FAILED, PENDING, REJECTED
+from tickloop.suggestions import Suggestion, refusal
+from tickloop.venues import Gateway
+from tickloop.wallets import PAPER, Wallet, address_from_env, address_from_keystore, asset_info, new_paper_key
+from tickloop.wallets import DEFAULT_PASSWORD_ENV, ENV, KEYSTORE
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart, StateStore
 
 UTC = timezone.utc
@@ -70,7 +77,8 @@ def _rescheduled(s: Session, next_run_at: datetime | None, scheduled_at: datetim
     """``s`` after a run scheduled at ``scheduled_at`` finished at ``finished_at``."""
     return Session(id=s.id, agent=s.agent, agent_ref=s.agent_ref, wallet=s.wallet, mode=s.mode, state=s.state,
                    schedule=s.schedule, settings=s.settings, allocation=s.allocation, created_at=s.created_at,
-                   next_run_at=next_run_at, last_scheduled_at=scheduled_at, last_finished_at=finished_at)
+                   next_run_at=next_run_at, last_scheduled_at=scheduled_at, last_finished_at=finished_at,
+                   allocation_network=s.allocation_network, allocation_asset=s.allocation_asset)
 
 
 def _outcome(run: Run, future: Future[RunOutcome]) -> RunOutcome:
@@ -97,6 +105,8 @@ class Runtime:
         self.environment = environment
         self.executor = executor
         self._clock = clock or (lambda: datetime.now(UTC))
+        # An injected clock (tests, the demo) also drives the agents' clocks during unwinds.
+        self._injected_clock = clock is not None
         self._pinned: datetime | None = None
         # The schedule: due times of open sessions that are not in flight, in a heap with lazy
         # deletion (an entry is live only while _due[session] is that very datetime).
@@ -117,14 +127,15 @@ class Runtime:
         variables and ``overrides``; ``plugins`` are extra plugin objects to register."""
         config = Config.load(path, home=home, overrides=overrides)
         config.home.mkdir(parents=True, exist_ok=True)
-        pm = make_plugin_manager(block=config.plugins.block, plugins=plugins)
+        pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load, plugins=plugins)
         registry = Registry.from_plugin_manager(pm)
         scheme = config.state_url.partition(":")[0].partition("+")[0]
         store = registry.get("store", scheme, key="state.url").factory(config, config.state_url)
         try:
             memory = registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
             agents = AgentLoader()
-            environment = RunEnvironment(hook=pm.hook, memory=memory, agents=agents)
+            environment = RunEnvironment(hook=pm.hook, memory=memory, agents=agents, config=config,
+                                         registry=registry, store=store)
             executor = registry.get("executor", config.runtime.executor, key="runtime.executor").factory(
                 config, environment)
         except BaseException:
@@ -154,27 +165,67 @@ class Runtime:
             allowed = ", ".join(manifest.allowedExecutionModes)
             raise SettingsError(Problem(manifest.file, "allowedExecutionModes",
                                         f"mode {mode!r} is not allowed for agent {manifest.name!r} (allowed: {allowed})"))
-        self._check_wallet(loaded, wallet)
+        wallet = self._check_wallet(loaded, wallet)
         resolved = manifest.resolve_settings(settings or {}, source="session settings")
         raw_allocation = self._check_allocation(loaded, allocation)
-        for other in self.store.list_sessions(states=OPEN_STATES, agent=manifest.name, wallet=wallet):
-            raise TickloopError(f"agent {manifest.name!r} already has session {other.id} ({other.state}) on wallet"
-                                f" {wallet}; the same agent cannot run twice on one wallet")
+        asset = manifest.startingAsset
+        funding: dict[str, Any] = {}
+        if asset is not None and (int(raw_allocation or 0) > 0 or asset.minimum_amount > 0):
+            # A balance is needed: the wallet must be known, and the allocation (the minimum
+            # unless given) must fit in its free balance, which the store checks atomically.
+            raw_allocation = raw_allocation or asset.minimumAmount
+            symbol, decimals = asset_info(asset.address, asset.network)
+            funding = {"allocation_network": asset.network, "allocation_asset": asset.address,
+                       "allocation_symbol": symbol, "allocation_decimals": decimals,
+                       "wallet_balance": self._wallet_balance(loaded, wallet, asset.network, asset.address)}
+        elif raw_allocation is not None and int(raw_allocation) > 0:
+            raise TickloopError(f"agent {manifest.name!r} declares no [startingAsset] in {manifest.file}, so it"
+                                f" cannot be given an allocation ({raw_allocation})")
         session, transition = self.store.create_session(NewSession(
             agent=manifest.name, agent_ref=loaded.ref, wallet=wallet, mode=mode, schedule=manifest.schedule,
             settings=resolved, allocation=raw_allocation, at=at,
-            next_run_at=schedules.first_run(manifest.schedule, at), reason=reason))
+            next_run_at=schedules.first_run(manifest.schedule, at), reason=reason, **funding))
         self._changed(session, transition)
         return session
 
+    def _wallet_balance(self, agent: Agent, address: str, network: str, asset: str) -> int:
+        """The wallet's balance of the starting asset: its funds (a paper wallet is funded on
+        first use) or, for a real wallet, what a venue reports."""
+        wallet = self.store.get_wallet(address)
+        if wallet is None:
+            raise TickloopError(
+                f"wallet {address} has not been added, and agent {agent.name!r} needs a balance of its starting"
+                f" asset ({asset} on {network}); add it first: tickloop wallets add --paper, --key-env VAR or"
+                " --keystore FILE")
+        funds = self.store.wallet_funds(wallet.address).get((network, asset.lower()))
+        if funds is not None:
+            return funds
+        if wallet.is_paper:
+            return self.store.fund_wallet(wallet.address, network, asset, int(self.config.wallets.paper_funding),
+                                          only_if_unfunded=True)
+        for name in self.gateway.venues.names():
+            balance = getattr(self.gateway.venues.get(name), "balance", None)
+            found = balance(wallet.address, network, asset) if balance is not None else None
+            if found is not None:
+                return int(found)
+        raise TickloopError(f"cannot tell the balance of {asset} on {network} for wallet {wallet.address}: no"
+                            " installed venue reports it")
+
     @staticmethod
-    def _check_wallet(agent: Agent, wallet: str) -> None:
+    def _check_wallet(agent: Agent, wallet: str) -> str:
+        """The wallet address in its canonical form (EIP-55 checksum for EVM addresses), so one
+        wallet written in two letter cases is still one wallet."""
         kind = agent.manifest.walletType
         pattern = _SOL_ADDRESS if kind == "solana" else _ETH_ADDRESS
         if not isinstance(wallet, str) or not pattern.fullmatch(wallet):
             shape = "a base58 address" if kind == "solana" else "0x followed by 40 hex digits"
             raise TickloopError(f"wallet {wallet!r} is not a well-formed {kind} address ({shape});"
                                 f" agent {agent.name!r} has walletType {kind!r}")
+        if kind == "solana":
+            return wallet
+        from eth_utils import to_checksum_address
+
+        return to_checksum_address(wallet)
 
     @staticmethod
     def _check_allocation(agent: Agent, allocation: int | str | None) -> str | None:
@@ -184,7 +235,7 @@ class Runtime:
         if not text.isdigit():
             raise TickloopError(f"allocation {text!r} must be a whole number of raw units of the starting asset")
         asset = agent.manifest.startingAsset
-        if asset is not None and int(text) < int(asset.minimumAmount):
+        if asset is not None and int(text) < asset.minimum_amount:
             raise TickloopError(f"allocation {text} is below the agent's startingAsset.minimumAmount"
                                 f" {asset.minimumAmount} ({asset.address} on {asset.network})")
         return text
@@ -202,7 +253,8 @@ class Runtime:
         return self._transition(session_id, "resume", at, reason, next_run_at=next_at)
 
     def stop(self, session_id: int, now: datetime | None = None, *, reason: str = "") -> Session:
-        """End the session without unwinding; its session memory is cleared."""
+        """End the session without unwinding (also forces an unwind that waits for approvals to
+        end); its session memory is cleared and its pending suggestions are deleted."""
         return self._transition(session_id, "stop", self._at(now), reason, next_run_at=None)
 
     def unwind(self, session_id: int, assets: Iterable[str] | None = None, now: datetime | None = None, *,
@@ -213,9 +265,10 @@ class Runtime:
         it (it is told at once). An unwind interrupted by a crash runs again after restart.
         """
         at = self._at(now)
-        session = self._transition(session_id, "unwind", at, reason, next_run_at=at)
+        session = self._transition(session_id, "unwind", at, reason, next_run_at=at,
+                                   unwind_assets=list(assets) if assets is not None else None)
         if self._serving or not self._store_served_elsewhere():
-            with self._pinned_to(at if now is not None else None):
+            with self._pinned_to(at if now is not None or self._injected_clock else None):
                 self._sync()
                 self._due.pop(session_id, None)
                 self._run_sessions([session], at)
@@ -227,14 +280,16 @@ class Runtime:
         return bool(owned and owned())
 
     def _transition(self, session_id: int, action: str, at: datetime, reason: str,
-                    next_run_at: datetime | None = UNCHANGED) -> Session:
-        session, transition = self.store.transition(session_id, action, at=at, reason=reason, next_run_at=next_run_at)
+                    next_run_at: datetime | None = UNCHANGED, unwind_assets: list[str] | None = UNCHANGED) -> Session:
+        session, transition = self.store.transition(session_id, action, at=at, reason=reason, next_run_at=next_run_at,
+                                                    unwind_assets=unwind_assets)
         self._changed(session, transition)
         return session
 
     def _changed(self, session: Session, transition: Transition) -> None:
         if session.state is State.STOPPED:
             self.memory_backend.clear(session_scope(session.id))
+            self.gateway.suggestions.delete_pending([session.id], at=transition.at)
         if session.state in (State.RUNNING, State.UNWINDING) and session.id not in self._inflight:
             self._open[session.id] = session
             self._schedule(session.id, session.next_run_at)
@@ -260,6 +315,146 @@ class Runtime:
     def logs(self, *, session_id: int | None = None, run_id: int | None = None,
              limit: int = 1000) -> list[tuple[int, LogLine]]:
         return self.store.logs(session_id=session_id, run_id=run_id, limit=limit)
+
+    @property
+    def gateway(self) -> Gateway:
+        """The path from actions to venues, with this runtime's clock."""
+        return self.environment.gateway(self.now)
+
+    def portfolio(self, session_id: int) -> Portfolio:
+        """What the session holds now, from its ledger (marked at venue prices when available)."""
+        self.store.get_session(session_id)
+        return self.gateway.portfolio(session_id)
+
+    # -- wallets -------------------------------------------------------------------------------
+
+    def add_wallet(self, *, paper: bool = False, key_env: str | None = None, keystore: str | None = None,
+                   password_env: str | None = None, label: str = "", now: datetime | None = None) -> str:
+        """Add a wallet and return its address: ``paper=True`` generates a key (kept encrypted in
+        the home); ``key_env`` names an environment variable holding a key; ``keystore`` is an
+        encrypted keystore file whose password is in ``password_env``. Keys are never stored."""
+        sources = [name for name, given in (("paper", paper), ("key_env", key_env), ("keystore", keystore)) if given]
+        if len(sources) != 1:
+            raise TickloopError("a wallet needs exactly one key source: paper, key_env or keystore"
+                                + (f" (got {', '.join(sources)})" if sources else ""))
+        at = self._at(now)
+        if paper:
+            wallet = Wallet(address=new_paper_key(self.config.home), kind=PAPER, created_at=at, label=label)
+        elif key_env:
+            wallet = Wallet(address=address_from_env(key_env), kind=ENV, created_at=at, key_env=key_env, label=label)
+        else:
+            password_env = password_env or DEFAULT_PASSWORD_ENV
+            path = str(Path(keystore).expanduser().absolute())
+            wallet = Wallet(address=address_from_keystore(path, password_env), kind=KEYSTORE, created_at=at,
+                            keystore=path, password_env=password_env, label=label)
+        self.store.add_wallet(wallet)
+        return wallet.address
+
+    def wallets(self) -> list[Wallet]:
+        return self.store.list_wallets()
+
+    def wallet(self, address: str) -> Wallet:
+        found = self.store.get_wallet(address)
+        if found is None:
+            raise NotFoundError(f"wallet {address} has not been added")
+        return found
+
+    def fund_wallet(self, address: str, network: str, asset: str, amount: int | str) -> int:
+        """Credit a paper wallet with ``amount`` raw units of an asset; returns its new balance."""
+        wallet = self.wallet(address)
+        if not wallet.is_paper:
+            raise TickloopError(f"wallet {wallet.address} is a real wallet ({wallet.key_source()}); only paper"
+                                " wallets can be funded by tickloop")
+        if not str(amount).isdigit():
+            raise TickloopError(f"amount {amount!r} must be a whole number of raw units")
+        return self.store.fund_wallet(wallet.address, network, asset, int(amount))
+
+    # -- suggestions ---------------------------------------------------------------------------
+
+    def suggestions(self, session_id: int | None = None, status: str | None = None, *,
+                    limit: int = 1000) -> list[Suggestion]:
+        """Suggestions, newest first; ``status`` as of now (a pending one past its expiry is
+        ``expired``)."""
+        now = self.now()
+        # A pending suggestion past its expiry reads expired; one an approval found expired is
+        # stored expired.
+        stored = None if status is None else [PENDING] if status == PENDING else \
+            [PENDING, EXPIRED] if status == EXPIRED else [status]
+        found = self.gateway.suggestions.list(session_id=session_id, statuses=stored, limit=limit)
+        shown = [attrs.evolve(s, status=s.effective_status(now)) for s in found]
+        return [s for s in shown if status is None or s.status == status]
+
+    def suggestion(self, suggestion_id: int) -> Suggestion:
+        found = self.gateway.suggestions.get(suggestion_id)
+        return attrs.evolve(found, status=found.effective_status(self.now()))
+
+    def approve(self, suggestion_id: int, now: datetime | None = None) -> Suggestion:
+        """Execute a pending suggestion through the same venue path as auto mode, exactly once.
+
+        Refused (:class:`TickloopError` naming the reason) when it expired, was deleted,
+        rejected, or already approved or executed; of two concurrent approvals one executes and
+        the other is refused.
+        """
+        at = self._at(now)
+        gateway = self.gateway
+        store = gateway.suggestions
+        decided = store.decide(suggestion_id, APPROVED, at=at)
+        if decided is None:
+            current = store.get(suggestion_id)
+            if current.effective_status(at) == EXPIRED and current.status == PENDING:
+                expired = store.decide(suggestion_id, EXPIRED, at=at)
+                if expired is not None:
+                    self._notify("tickloop_suggestion_decided", session=self.store.get_session(expired.session_id),
+                                 suggestion=expired)
+                current = expired or store.get(suggestion_id)
+            raise TickloopError(refusal(current, at))
+        session = self.store.get_session(decided.session_id)
+        try:
+            execution = gateway.execute(session, decided.action)
+        except Exception as exc:  # a venue bug: recorded as the suggestion's failure, never retried
+            log.exception("executing suggestion %s failed", suggestion_id)
+            result = store.finish(suggestion_id, SUGGESTION_FAILED, at=self.now(), error=f"{type(exc).__name__}: {exc}")
+        else:
+            from tickloop.wire import to_data
+
+            result = store.finish(suggestion_id, EXECUTED if execution.ok else SUGGESTION_FAILED, at=self.now(),
+                                  result=to_data(execution.data) if execution.ok else None, error=execution.error)
+        self._notify("tickloop_suggestion_decided", session=session, suggestion=result)
+        self._continue_unwind(session.id)
+        return result
+
+    def reject(self, suggestion_id: int, now: datetime | None = None) -> Suggestion:
+        """Reject a pending suggestion; it will never execute."""
+        at = self._at(now)
+        store = self.gateway.suggestions
+        decided = store.decide(suggestion_id, REJECTED, at=at)
+        if decided is None:
+            raise TickloopError(refusal(store.get(suggestion_id), at, verb="reject"))
+        self._notify("tickloop_suggestion_decided", session=self.store.get_session(decided.session_id),
+                     suggestion=decided)
+        return decided
+
+    def _continue_unwind(self, session_id: int) -> None:
+        """After an approval: an unwinding session whose suggestions are all executed has its
+        closers check again (they stop it once it is flat)."""
+        session = self.store.get_session(session_id)
+        if session.state is not State.UNWINDING or session.next_run_at is not None:
+            return
+        decided = self.gateway.suggestions.list(session_id=session_id, limit=1000)
+        if any(s.status == PENDING for s in decided):
+            return
+        since = next((t.at for t in reversed(self.store.transitions(session_id)) if t.action == "unwind"), None)
+        if any(s.status == REJECTED and since is not None and s.created_at >= since for s in decided):
+            return  # a person said no: the session waits for a forced stop
+        at = self.now()
+        session = self.store.update_unwind(session_id, stage="close", next_run_at=at)
+        if session is None:
+            return
+        if self._serving or not self._store_served_elsewhere():
+            with self._pinned_to(at if self._injected_clock else None):
+                self._sync()
+                self._due.pop(session_id, None)
+                self._run_sessions([session], at)
 
     def memory(self, session_id: int) -> Memory:
         """The session's memory, with the same methods and results as ``agent.memory``."""
@@ -436,7 +631,8 @@ class Runtime:
         skipped: list[tuple[RunStart, Session, datetime]] = []
         for session in due:
             scheduled = session.next_run_at or now
-            kind = "unwind" if session.state is State.UNWINDING else "run"
+            kind = "run" if session.state is not State.UNWINDING else \
+                "close" if session.unwind_stage == "close" else "unwind"
             if kind == "run" and policy == "skip" and (now - scheduled).total_seconds() > grace:
                 resume = schedules.resume_at(session.schedule, anchor=scheduled, now=now)
                 skipped.append((RunStart(session.id, kind, scheduled, now), session, resume))
@@ -447,6 +643,13 @@ class Runtime:
             sessions.append(session)
         skipped_runs = self._record_skipped(skipped, now) if skipped else []
         runs = self.store.start_runs(starts) if starts else []
+        portfolios: dict[int, Portfolio] = {}
+        if runs:
+            gateway = self.gateway
+            # Circuit's rule: a new run (or the unwind) discards the suggestions nobody approved.
+            gateway.suggestions.delete_pending([r.session_id for r in runs if r.kind != "close"], at=now)
+            portfolios = gateway.portfolios([r.session_id for r in runs])
+        empty = Portfolio()
         pending: list[Pending] = []
         timeout = self.config.runtime.run_timeout_seconds
         frozen = self._pinned
@@ -458,9 +661,13 @@ class Runtime:
                 started(session=session, run=run)
             except Exception:
                 log.exception("a plugin's tickloop_run_started failed; the run goes on")
+            portfolio = portfolios.get(session.id, empty)
+            if run.kind != "run":
+                portfolio = portfolio.select(session.unwind_assets)
             job = RunJob(run_id=run.id, session_id=session.id, agent=session.agent, agent_ref=session.agent_ref,
                          wallet=session.wallet, mode=session.mode, kind=run.kind, settings=session.settings,
-                         scheduled_at=run.scheduled_at, started_at=now, frozen_now=frozen, timeout=timeout)
+                         scheduled_at=run.scheduled_at, started_at=now, portfolio=portfolio, frozen_now=frozen,
+                         timeout=timeout, session=session)
             pending.append((run, session, submit(job)))
         return pending, skipped_runs
 
@@ -497,7 +704,7 @@ class Runtime:
                                       last_scheduled_at=run.scheduled_at))
         self.store.finish_runs(finishes)
         finished: list[Run] = []
-        unwound: list[Session] = []
+        unwound: list[tuple[Session, RunOutcome]] = []
         ended: list[int] = []
         open_, inflight, schedule = self._open, self._inflight, self._schedule
         run_finished = self.hook.tickloop_run_finished
@@ -507,8 +714,8 @@ class Runtime:
             inflight.discard(session_id)
             done = _finished(run, finished_at, outcome)
             current = open_.get(session_id)
-            if run.kind == "unwind":
-                unwound.append(session)
+            if run.kind != "run":
+                unwound.append((session, outcome))
             elif current is not None and current.state is running:
                 current = _rescheduled(current, finish.next_run_at, run.scheduled_at, finished_at)
                 open_[session_id] = current
@@ -526,9 +733,26 @@ class Runtime:
             # The stop cleared the session's memory before this run's last writes: clear again.
             if self.store.get_session(session_id).state is State.STOPPED:
                 self.memory_backend.clear(session_scope(session_id))
-        for session in unwound:
-            self._transition(session.id, "unwound", finished_at, "unwind finished")
+        for session, outcome in unwound:
+            self._after_unwind(session, outcome, finished_at)
         return finished
+
+    def _after_unwind(self, session: Session, outcome: RunOutcome, at: datetime) -> None:
+        """An unwind (or close) run finished: stop the session, or wait for what is not done."""
+        if not outcome.closed:
+            # The agent's unwind hung or crashed before the closers ran: run them on their own.
+            if self.store.update_unwind(session.id, stage="close", next_run_at=at) is not None:
+                self._schedule(session.id, at)
+            return
+        pending = self.gateway.suggestions.count_pending(session.id)
+        if pending:
+            # Manual mode: the closers' orders wait for approval; the session stays unwinding
+            # until they are executed (then the closers check again) or it is stopped.
+            self.store.update_unwind(session.id, stage="close", next_run_at=None)
+            self._open.pop(session.id, None)
+            self._due.pop(session.id, None)
+            return
+        self._transition(session.id, "unwound", at, "unwind finished")
 
     def _notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a plugin that fails is logged, never fatal to the runtime."""

@@ -24,7 +24,7 @@ AGENT_GROUP = "tickloop.agents"
 DISTRIBUTION = "tickloop"
 
 #: Plugins the runtime cannot work without; blocking one is refused.
-ESSENTIAL_PLUGINS = frozenset({"executors"})
+ESSENTIAL_PLUGINS = frozenset({"executors", "routing"})
 
 
 class PluginManager(pluggy.PluginManager):
@@ -51,13 +51,14 @@ def _is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
 
 
 def make_plugin_manager(*, block: Iterable[str] = (), autoload: bool | None = None,
-                        plugins: Iterable[Any] = ()) -> PluginManager:
+                        plugins: Iterable[Any] = (), load: Iterable[str] = ()) -> PluginManager:
     """A fresh, validated plugin manager.
 
     :param block: plugin names to block (``[plugins] block``); essential ones are refused.
     :param autoload: load third-party entry points; default: unless
         ``TICKLOOP_DISABLE_PLUGIN_AUTOLOAD`` is set.
     :param plugins: extra plugin objects to register (tests, embedding applications).
+    :param load: dotted module names to import and register (``[plugins] load``).
     """
     pm = PluginManager(NAME)
     pm.add_hookspecs(hookspecs)
@@ -81,6 +82,14 @@ def make_plugin_manager(*, block: Iterable[str] = (), autoload: bool | None = No
                 " (set TICKLOOP_DISABLE_PLUGIN_AUTOLOAD=1 to start without third-party plugins)"
             ) from None
         _register(pm, plugin, ep.name, ep.dist)
+    for module in load:
+        if pm.is_blocked(module) or pm.has_plugin(module):
+            continue
+        try:
+            plugin = importlib.import_module(module)
+        except Exception as exc:
+            raise PluginError(f"plugins.load: module {module!r} failed to import: {type(exc).__name__}: {exc}") from None
+        _register(pm, plugin, module, None)
     for plugin in plugins:
         _register(pm, plugin, None, None)
     try:

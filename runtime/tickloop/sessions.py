@@ -93,6 +93,12 @@ class Session:
     next_run_at: datetime | None = None
     last_scheduled_at: datetime | None = None
     last_finished_at: datetime | None = None
+    # The starting asset the allocation is drawn from.
+    allocation_network: str | None = None
+    allocation_asset: str | None = None
+    # While unwinding: "agent" (its unwind function is due) or "close" (only the closers).
+    unwind_stage: str | None = None
+    unwind_assets: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
 
     @property
     def is_open(self) -> bool:

@@ -13,9 +13,11 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import attrs
 
+from tickloop.ledger import LedgerEntry
 from tickloop.runs import LogLine, Run
 from tickloop.schedule import Schedule
 from tickloop.sessions import Session, State, Transition
+from tickloop.wallets import Wallet
 
 UNCHANGED: Any = attrs.NOTHING  # "leave this column as it is"
 
@@ -34,6 +36,13 @@ class NewSession:
     at: datetime
     next_run_at: datetime
     reason: str = ""
+    allocation_network: str | None = None
+    allocation_asset: str | None = None
+    allocation_symbol: str | None = None
+    allocation_decimals: int | None = None
+    #: the wallet's balance of the allocation asset (raw units); None: not checked. The store
+    #: refuses the session when the open sessions' allocations plus this one exceed it.
+    wallet_balance: int | None = None
 
 
 @attrs.frozen
@@ -70,7 +79,12 @@ class StateStore(Protocol):
     # -- sessions ------------------------------------------------------------------------------
 
     def create_session(self, new: NewSession) -> tuple[Session, Transition]:
-        """Insert a session and move it ``created -> running`` (one ``start`` transition row)."""
+        """Insert a session and move it ``created -> running`` (one ``start`` transition row) and
+        book its allocation in the ledger, in one transaction.
+
+        Refused (:class:`tickloop.errors.TickloopError`, nothing written) when the same agent has
+        an open session on the wallet, or the allocation exceeds the wallet's free balance.
+        """
 
     def get_session(self, session_id: int) -> Session:
         """The session; :class:`tickloop.errors.NotFoundError` if there is none."""
@@ -80,12 +94,17 @@ class StateStore(Protocol):
         """Sessions ordered by id, filtered by state, agent name and wallet."""
 
     def transition(self, session_id: int, action: str, *, at: datetime, reason: str = "",
-                   next_run_at: datetime | None = UNCHANGED) -> tuple[Session, Transition]:
+                   next_run_at: datetime | None = UNCHANGED,
+                   unwind_assets: Sequence[str] | None = UNCHANGED) -> tuple[Session, Transition]:
         """Apply ``action`` atomically (compare-and-set on the state) and append to the audit trail.
 
         Refused transitions raise :class:`tickloop.errors.TransitionError` and change nothing.
-        ``next_run_at`` (when given) is written in the same transaction.
+        ``next_run_at`` (when given) is written in the same transaction; so is the unwind stage
+        (``"agent"`` on unwind, cleared on leaving ``unwinding``) and ``unwind_assets``.
         """
+
+    def update_unwind(self, session_id: int, *, stage: str, next_run_at: datetime | None) -> Session | None:
+        """Set the stage and due time of an unwinding session (None if it is not unwinding)."""
 
     def transitions(self, session_id: int) -> list[Transition]:
         """The session's audit trail, oldest first."""
@@ -116,6 +135,42 @@ class StateStore(Protocol):
     def recover_interrupted(self, *, at: datetime) -> list[Run]:
         """Mark runs still ``running`` (their process died) as ``failed`` with an "interrupted"
         error; returns them. Called by the owner at start-up."""
+
+    # -- wallets and the ledger ----------------------------------------------------------------
+
+    def add_wallet(self, wallet: Wallet) -> Wallet:
+        """Store a wallet; :class:`tickloop.errors.TickloopError` if its address is known."""
+
+    def get_wallet(self, address: str) -> Wallet | None:
+        """The wallet with this address (any letter case), or None."""
+
+    def list_wallets(self) -> list[Wallet]:
+        """Every wallet, in the order added."""
+
+    def fund_wallet(self, address: str, network: str, asset: str, amount: int, *,
+                    only_if_unfunded: bool = False) -> int:
+        """Add ``amount`` raw units of an asset to a wallet's funds (with ``only_if_unfunded``,
+        only when it has none of it yet: funding on first use, once even when processes race);
+        returns the balance."""
+
+    def wallet_funds(self, address: str) -> dict[tuple[str, str], int]:
+        """A wallet's funds by ``(network, asset)`` (asset lower case)."""
+
+    def allocated(self, address: str) -> dict[tuple[str, str], int]:
+        """The allocations of the wallet's open sessions, summed by ``(network, asset)``."""
+
+    def record_ledger(self, entries: Sequence[LedgerEntry], *,
+                      orders: Sequence[tuple[str, str, int]] = ()) -> None:
+        """Append ledger entries and record resting orders ``(venue, order_id, session_id)``."""
+
+    def ledger(self, session_ids: Sequence[int]) -> list[LedgerEntry]:
+        """The ledger entries of these sessions, in the order recorded."""
+
+    def order_session(self, venue: str, order_id: str) -> int | None:
+        """The session that placed an order, or None."""
+
+    def session_orders(self, session_id: int, venue: str | None = None) -> list[tuple[str, str]]:
+        """``(venue, order_id)`` of the orders a session placed."""
 
     # -- ownership and change notification -----------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,18 @@ converter.register_unstructure_hook(timedelta, lambda d: d.total_seconds())
 converter.register_unstructure_hook(Path, str)
 converter.register_unstructure_hook(State, lambda s: s.value)
 converter.register_unstructure_hook(Schedule, lambda s: s.to_dict())
+converter.register_unstructure_hook(Decimal, lambda d: format(d, "f"))
+converter.register_structure_hook(datetime, lambda v, _: v if isinstance(v, datetime) else datetime.fromisoformat(v))
+converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
 
 
 def to_data(obj: Any) -> Any:
     return converter.unstructure(obj)
+
+
+def from_data(data: Any, cls: type) -> Any:
+    """The inverse of :func:`to_data` for attrs classes (actions, fills)."""
+    return converter.structure(data, cls)
 
 
 def dumps(obj: Any) -> str:

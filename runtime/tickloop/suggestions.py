@@ -1,0 +1,123 @@
+"""Suggestions: actions a manual-mode session proposes and a person approves or rejects.
+
+A suggestion holds the unsigned intent (an :class:`tickloop.actions.Action`), never a signed
+transaction, so approving it signs and executes exactly once, then. Its status moves only
+forward:
+
+- ``pending`` → ``approved`` (a person approved it; it is executing) → ``executed`` | ``failed``
+- ``pending`` → ``rejected`` | ``expired`` | ``deleted`` (soft-deleted: by the session's next
+  run, by ``clear_suggested_transactions()``, or when the session ends)
+
+Every change of status is a compare-and-set in the store, so two approvals racing (threads or
+processes) give one execution and one refusal. A suggestion left ``approved`` by a crash during
+execution is never executed again automatically: at most once beats at least once for orders.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Protocol
+
+import attrs
+
+from tickloop.actions import Action
+
+PENDING = "pending"
+APPROVED = "approved"
+REJECTED = "rejected"
+EXECUTED = "executed"
+FAILED = "failed"
+EXPIRED = "expired"
+DELETED = "deleted"
+
+STATUSES = (PENDING, APPROVED, REJECTED, EXECUTED, FAILED, EXPIRED, DELETED)
+
+
+@attrs.frozen
+class Suggestion:
+    """One suggestion and what became of it."""
+
+    id: int
+    session_id: int
+    action: Action
+    status: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    decided_at: datetime | None = None  # approved, rejected or expired
+    deleted_at: datetime | None = None
+    executed_at: datetime | None = None
+    result: Any = None  # what the execution returned (the agent-facing data), or None
+    error: str | None = None  # why the execution failed, or why it was refused
+
+    def effective_status(self, now: datetime) -> str:
+        """The status as of ``now``: a pending suggestion past its expiry reads ``expired``."""
+        if self.status == PENDING and self.expires_at is not None and self.expires_at <= now:
+            return EXPIRED
+        return self.status
+
+    def details(self) -> dict[str, Any]:
+        """The ``details`` of Circuit's ``{suggested, suggestionId, details}`` answer."""
+        out = {"venue": self.action.venue, "method": self.action.method, "kind": self.action.kind,
+               **self.action.params}
+        if self.expires_at is not None:
+            out["expiresAt"] = self.expires_at.isoformat()
+        return out
+
+
+def refusal(suggestion: Suggestion, now: datetime, verb: str = "approve") -> str:
+    """Why ``suggestion`` cannot be approved (or rejected) at ``now``, in one sentence."""
+    s = suggestion
+    status = s.effective_status(now)
+    when = {
+        EXPIRED: s.expires_at or s.decided_at,
+        DELETED: s.deleted_at,
+        REJECTED: s.decided_at,
+        EXECUTED: s.executed_at,
+        FAILED: s.executed_at,
+        APPROVED: s.decided_at,
+    }.get(status)
+    at = f" at {when.isoformat()}" if when is not None else ""
+    reasons = {
+        EXPIRED: f"it expired{at}",
+        DELETED: f"it was deleted{at} (a new run of session {s.session_id} started, the agent cleared its"
+                 " suggestions, or the session ended)",
+        REJECTED: f"it was rejected{at}",
+        EXECUTED: f"it was already executed{at}",
+        FAILED: f"it was already approved and its execution failed{at}: {s.error}",
+        APPROVED: f"it was already approved{at} and is executing",
+    }
+    return f"cannot {verb} suggestion {s.id}: {reasons.get(status, f'it is {status}')}"
+
+
+class SuggestionStore(Protocol):
+    """What a suggestion store plugin provides (``tickloop_register_suggestion_stores``)."""
+
+    def create(self, action: Action, *, at: datetime, expires_at: datetime | None) -> Suggestion:
+        """Store a new ``pending`` suggestion for ``action.session_id``."""
+
+    def get(self, suggestion_id: int) -> Suggestion:
+        """The suggestion; :class:`tickloop.errors.NotFoundError` if there is none."""
+
+    def list(self, *, session_id: int | None = None, statuses: Iterable[str] | None = None,
+             limit: int = 1000) -> list[Suggestion]:
+        """Suggestions, newest first, filtered by session and stored status."""
+
+    def decide(self, suggestion_id: int, to: str, *, at: datetime) -> Suggestion | None:
+        """Compare-and-set ``pending`` → ``to`` (``approved``, ``rejected`` or ``expired``) if the
+        suggestion is pending, not deleted and (for ``approved``) not expired at ``at``.
+
+        Returns the updated suggestion, or None when it was not pending (nothing changed).
+        """
+
+    def finish(self, suggestion_id: int, to: str, *, at: datetime, result: Any = None,
+               error: str | None = None) -> Suggestion:
+        """Record the execution of an approved suggestion: ``executed`` or ``failed``."""
+
+    def delete_pending(self, session_ids: Iterable[int], *, at: datetime) -> int:
+        """Soft-delete every pending suggestion of these sessions (``deleted_at``); returns how many."""
+
+    def count_pending(self, session_id: int) -> int:
+        """How many suggestions of the session are pending (expired ones included)."""
+
+    def close(self) -> None:
+        """Release what the store holds (the built-in one shares the state store's engine)."""

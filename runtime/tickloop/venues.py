@@ -1,0 +1,297 @@
+"""Venues, closers and the gateway every action goes through.
+
+- A **venue** plugin (``tickloop_register_venues``) gives agents ``agent.platforms.<name>``,
+  executes :class:`~tickloop.actions.Action` objects and reads account state.
+- A **closer** plugin (``tickloop_register_closers``, named for its venue) flattens what a
+  session still holds on that venue when it unwinds.
+- The :class:`Gateway` is the one path from an agent's call to a venue: it asks the router
+  (``tickloop_route_action``) whether to execute or suggest, stores suggestions, executes, and
+  writes the resulting fills to the session's ledger. Approving a suggestion executes through
+  the same :meth:`Gateway.execute`, so auto mode and an approved suggestion are one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+import attrs
+
+from tickloop.actions import Action, Execution
+from tickloop.errors import TickloopError
+from tickloop.ledger import Book, LedgerEntry
+from tickloop.portfolio import Portfolio, Position
+from tickloop.results import Result
+
+if TYPE_CHECKING:
+    from tickloop.config import Config
+    from tickloop.registry import Registry
+    from tickloop.sessions import Session
+    from tickloop.store import StateStore
+    from tickloop.suggestions import SuggestionStore
+    from tickloop.wallets import Wallet
+
+log = logging.getLogger("tickloop")
+
+EXECUTE = "execute"
+SUGGEST = "suggest"
+
+
+class Venue(Protocol):
+    """What a venue plugin's factory (``factory(config)``) returns.
+
+    Optional methods (a venue without them is simply not asked): ``marks(keys)`` → current
+    prices by ``(network, asset_key)``; ``balance(wallet, network, asset_key)`` → raw units or
+    None; ``account(wallet)`` → ``{"accountValue", "totalMarginUsed"}`` (strings) or None;
+    ``close()``.
+    """
+
+    name: str
+
+    def agent_api(self, session: Session, gateway: Gateway) -> Any:
+        """The object agents see as ``agent.platforms.<name>`` for one run of ``session``.
+
+        Its mutating methods build an :class:`Action` and return ``gateway.submit(session,
+        action)``; its reading methods answer directly. Every method returns a
+        :class:`tickloop.results.Result` and never raises into agent code.
+        """
+
+    def execute(self, action: Action, wallet: Wallet | None) -> Execution:
+        """Perform ``action`` for ``wallet`` (None: the wallet was never added, so there is no
+        key); a refusal or failure is an :class:`Execution` with ``error``, never an exception."""
+
+
+@attrs.frozen
+class Residue:
+    """Something a closer could not close, and why."""
+
+    venue: str
+    asset_key: str
+    coin: str
+    size: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.venue} {self.coin} size {self.size} left open: {self.reason}"
+
+
+@attrs.frozen
+class CloseReport:
+    """What a closer did for one session on one venue."""
+
+    venue: str
+    closed: tuple[str, ...] = ()  # asset keys now flat
+    residue: tuple[Residue, ...] = ()
+    suggested: tuple[int, ...] = ()  # suggestion ids (manual mode: waiting for approval)
+    notes: tuple[str, ...] = ()
+
+
+class Closer(Protocol):
+    """What a closer plugin's factory (``factory(config)``) returns."""
+
+    def close(self, session: Session, positions: Sequence[Position], gateway: Gateway,
+              log: Callable[[str], None]) -> CloseReport:
+        """Cancel the session's open orders on this venue and close ``positions`` (the session's
+        share, from its ledger) through ``gateway.submit``; report what is left."""
+
+
+class Venues:
+    """The venues of one process, built on first use from the registry."""
+
+    def __init__(self, registry: Registry, config: Config) -> None:
+        self._registry = registry
+        self._config = config
+        self._built: dict[str, Any] = {}
+
+    def names(self) -> list[str]:
+        return self._registry.names("venue")
+
+    def get(self, name: str) -> Any | None:
+        if name not in self._built:
+            if name not in self._registry.names("venue"):
+                return None
+            self._built[name] = self._registry.get("venue", name, key=f"venues.{name}").factory(self._config)
+        return self._built[name]
+
+    def closer(self, name: str) -> Any | None:
+        if name not in self._registry.names("closer"):
+            return None
+        return self._registry.get("closer", name, key=f"closers.{name}").factory(self._config)
+
+    def close(self) -> None:
+        for venue in self._built.values():
+            closing = getattr(venue, "close", None)
+            if closing is not None:
+                try:
+                    closing()
+                except Exception:
+                    log.exception("closing venue %s failed", getattr(venue, "name", venue))
+        self._built.clear()
+
+
+class Gateway:
+    """Routes, suggests, executes and books every action (see the module docstring)."""
+
+    def __init__(self, *, hook: Any, config: Config, store: StateStore, suggestions: SuggestionStore,
+                 venues: Venues, clock: Callable[[], datetime]) -> None:
+        self.hook = hook
+        self.config = config
+        self.store = store
+        self.suggestions = suggestions
+        self.venues = venues
+        self.clock = clock
+
+    # -- the agent's path ----------------------------------------------------------------------
+
+    def submit(self, session: Session, action: Action) -> Result:
+        """Route ``action``: execute it now, or store it as a suggestion. Never raises."""
+        try:
+            decision = self.route(session, action)
+            if decision == SUGGEST:
+                suggestion = self.suggestions.create(action, at=self.clock(), expires_at=action.expires_at)
+                self._notify("tickloop_suggestion_created", session=session, suggestion=suggestion)
+                return Result.ok({"suggested": True, "suggestionId": suggestion.id, "details": suggestion.details()})
+            execution = self.execute(session, action)
+        except Exception as exc:  # a plugin or store failure is the agent's failed result, not a crash
+            log.exception("%s failed", action.describe())
+            return Result.fail(f"{action.venue}.{action.method} failed: {exc}")
+        if not execution.ok:
+            return Result.fail(execution.error or f"{action.venue}.{action.method} failed")
+        return Result.ok(execution.data)
+
+    def route(self, session: Session, action: Action) -> str:
+        decision = self.hook.tickloop_route_action(session=session, action=action, mode=session.mode,
+                                                   config=self.config)
+        if decision not in (EXECUTE, SUGGEST):
+            raise TickloopError(f"tickloop_route_action answered {decision!r}; expected 'execute' or 'suggest'")
+        return decision
+
+    def execute(self, session: Session, action: Action) -> Execution:
+        """Execute ``action`` on its venue and book its fills to ``session``'s ledger."""
+        venue = self.venues.get(action.venue)
+        if venue is None:
+            return Execution.failed(f"no {action.venue} venue is installed in this runtime"
+                                    f" (installed: {', '.join(self.venues.names()) or 'none'})")
+        wallet = self.store.get_wallet(action.wallet or session.wallet)
+        execution = venue.execute(action, wallet)
+        if execution.fills or execution.order_ids:
+            at = self.clock()
+            self.store.record_ledger([LedgerEntry.from_fill(session.id, session.wallet, fill, at=at)
+                                      for fill in execution.fills],
+                                     orders=[(action.venue, order_id, session.id) for order_id in execution.order_ids])
+        self._notify("tickloop_action_executed", session=session, action=action, execution=execution)
+        return execution
+
+    # -- what a session holds ------------------------------------------------------------------
+
+    def book(self, session_id: int) -> Book:
+        return Book.replay(self.store.ledger([session_id]))
+
+    def marks(self, book: Book) -> dict[tuple[str, str], Decimal]:
+        """Current prices of the book's open instruments from their venues (best effort)."""
+        wanted: dict[str, list[tuple[str, str]]] = {}
+        for h in book.open_holdings():
+            if h.venue:
+                wanted.setdefault(h.venue, []).append((h.network, h.asset_key))
+        found: dict[tuple[str, str], Decimal] = {}
+        for name, keys in wanted.items():
+            venue = self.venues.get(name)
+            marks = getattr(venue, "marks", None)
+            if marks is None:
+                continue
+            try:
+                found.update(marks(keys))
+            except Exception as exc:  # a venue that cannot price now: last fill prices stand in
+                log.warning("venue %s could not price %s: %s", name, keys, exc)
+        return found
+
+    def portfolio(self, session_id: int, *, marked: bool = True) -> Portfolio:
+        book = self.book(session_id)
+        return Portfolio.from_book(book, self.marks(book) if marked else None)
+
+    def portfolios(self, session_ids: Iterable[int]) -> dict[int, Portfolio]:
+        """Portfolios of many sessions from one ledger read (sessions with no entries are left out)."""
+        by_session: dict[int, list[LedgerEntry]] = {}
+        for entry in self.store.ledger(list(session_ids)):
+            by_session.setdefault(entry.session_id, []).append(entry)
+        out = {}
+        for session_id, entries in by_session.items():
+            book = Book.replay(entries)
+            out[session_id] = Portfolio.from_book(book, self.marks(book) if book.open_holdings() else None)
+        return out
+
+    # -- unwinding -----------------------------------------------------------------------------
+
+    def close_positions(self, session: Session, assets: Iterable[str] | None,
+                        log_line: Callable[[str, bool], None]) -> list[CloseReport]:
+        """Hand what ``session`` still holds (within ``assets``) to each venue's closer."""
+        portfolio = self.portfolio(session.id).select(assets)
+        by_venue: dict[str, list[Position]] = {}
+        for position in portfolio.positions:
+            by_venue.setdefault(position.venue or "", []).append(position)
+        if assets is None:
+            # A session with resting orders but no position still needs its closer: to cancel them.
+            for venue, _ in self.store.session_orders(session.id):
+                if venue not in by_venue and self.venues.closer(venue) is not None:
+                    by_venue[venue] = []
+        reports = []
+        for venue, positions in sorted(by_venue.items()):
+            closer = self.venues.closer(venue)
+            if closer is None:
+                residue = tuple(Residue(venue, p.assetKey, p.coin, p.size, f"no closer is installed for venue {venue!r}")
+                                for p in positions)
+                report = CloseReport(venue, residue=residue)
+            else:
+                try:
+                    report = closer.close(session, positions, self, lambda text: log_line(text, False))
+                except Exception as exc:
+                    log.exception("closer %s failed", venue)
+                    residue = tuple(Residue(venue, p.assetKey, p.coin, p.size, f"the closer failed: {exc}")
+                                    for p in positions)
+                    report = CloseReport(venue, residue=residue)
+            for item in report.residue:
+                log_line(item.describe(), True)
+            if report.suggested:
+                log_line(f"{venue}: closing waits for approval of suggestion(s) "
+                         + ", ".join(str(i) for i in report.suggested), False)
+            reports.append(report)
+        return reports
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        try:
+            getattr(self.hook, hook)(**kwargs)
+        except Exception:
+            log.exception("a plugin's %s failed; the runtime goes on", hook)
+
+
+def margin_use(store: StateStore, venues: Venues, wallet: str, sessions: Sequence[Session]) -> Mapping[str, Any] | None:
+    """Combined margin use of the open sessions on ``wallet``'s perp account (None: no perps)."""
+    notional = Decimal(0)
+    collateral = Decimal(0)
+    for entry_session in sessions:
+        book = Book.replay(store.ledger([entry_session.id]))
+        for h in book.open_holdings():
+            if h.contract == "perp":
+                notional += abs(h.size) * (h.last_price or Decimal(0))
+        collateral += sum((c.amount for c in book.cash.values()), Decimal(0))
+    if notional == 0:
+        return None
+    reported = None
+    for name in venues.names():
+        account = getattr(venues.get(name), "account", None)
+        if account is not None:
+            try:
+                reported = account(wallet)
+            except Exception:
+                reported = None
+            if reported:
+                break
+    if reported:
+        used, value = Decimal(reported["totalMarginUsed"]), Decimal(reported["accountValue"])
+        source = "venue"
+    else:
+        used, value, source = notional, collateral, "ledger (notional / collateral, at 1x)"
+    ratio = used / value if value > 0 else Decimal("Infinity")
+    return {"margin_used": used, "account_value": value, "ratio": ratio, "source": source}

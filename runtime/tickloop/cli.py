@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import click
 
@@ -104,8 +104,10 @@ def cli(ctx: click.Context, home: str | None, config_path: str | None) -> None:
       tickloop demo                                # a guided tour in a scratch folder
       tickloop check ./my-agent                    # validate circuit.toml
       tickloop run ./my-agent --once               # one local cycle
+      tickloop wallets add --paper                 # a paper wallet (prints its address)
       tickloop sessions start ./my-agent --wallet 0x...
       tickloop serve                               # run every session on its schedule
+      tickloop suggestions list                    # manual mode: approve or reject
     """
     options = Options(home, config_path)
     ctx.obj = options
@@ -303,7 +305,7 @@ def plugins_list(ctx: click.Context, as_json: bool) -> None:
 
     options = ctx.find_object(Options)
     config = Config.load(options.config, home=options.home)
-    pm = make_plugin_manager(block=config.plugins.block)
+    pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load)
     rows = describe(pm)
     registry = Registry.from_plugin_manager(pm)
     provides: dict[str, list[str]] = {}
@@ -393,7 +395,8 @@ def _state_text(state: Any) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
-    """Show a session: settings, schedule, upcoming runs, audit trail and recent runs."""
+    """Show a session: settings, schedule, allocation, portfolio, pending suggestions, margin
+    shared with other sessions of its wallet, upcoming runs, audit trail and recent runs."""
     from tickloop import schedule as schedules
 
     rt = _rt(ctx)
@@ -405,11 +408,18 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
         upcoming = [session.next_run_at]
         if session.schedule.kind != "rolling":
             upcoming += schedules.upcoming(session.schedule, after=session.next_run_at, count=4)
+    portfolio = rt.portfolio(session_id)
+    pending = len(rt.suggestions(session_id, status="pending"))
+    margin = _shared_margin(rt, session)
+    left_open = session.state == "stopped" and bool(portfolio.positions)
     if as_json:
         from tickloop.wire import to_data
 
         click.echo(json.dumps({"session": to_data(session), "transitions": to_data(transitions),
-                               "upcoming": [u.isoformat() for u in upcoming], "runs": to_data(recent)}, indent=2))
+                               "upcoming": [u.isoformat() for u in upcoming], "runs": to_data(recent),
+                               "allocation": _allocation_data(session), "portfolio": portfolio.to_dict(),
+                               "left_open": [to_data(p) for p in portfolio.positions] if left_open else [],
+                               "pending_suggestions": pending, "margin": to_data(margin)}, indent=2))
         return
     console = _console()
     console.print(f"[bold]session {session.id}[/]: {session.agent} ({session.agent_ref})")
@@ -420,10 +430,20 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
         console.print("  next runs  " + ", ".join(_when(u) for u in upcoming))
     if session.state == "paused" and session.next_run_at is not None:
         console.print("  paused; on resume the next run is the first scheduled point at or after the resume time")
+    if session.state == "unwinding" and session.next_run_at is None:
+        waiting = ("the closers' orders wait for approval (tickloop suggestions list --session"
+                   f" {session.id})" if pending else "a closing suggestion was rejected, failed or expired")
+        console.print(f"  unwinding; {waiting}; `tickloop sessions stop {session.id}` ends it as it is",
+                      soft_wrap=True)
     if session.allocation:
-        console.print(f"  allocation {session.allocation}")
+        console.print(f"  allocation {_allocation_text(session)}", markup=False, soft_wrap=True)
     for key, value in session.settings.items():
         console.print(f"  setting    {key} = {value!r}", markup=False)
+    if pending:
+        console.print(f"  suggestions {pending} pending (tickloop suggestions list --session {session.id})")
+    if margin is not None and margin["warning"]:
+        console.print(_margin_warning(session, margin), style="yellow", markup=False, soft_wrap=True)
+    _print_portfolio(console, portfolio, left_open=left_open)
     console.print("[bold]audit trail[/]")
     for t in transitions:
         reason = f" ({t.reason})" if t.reason else ""
@@ -435,6 +455,97 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
                           + (f"  {r.error.splitlines()[0]}" if r.error else ""), markup=False)
 
 
+def _asset_name(network: str | None, asset: str | None) -> str:
+    from tickloop.wallets import asset_info
+
+    symbol, _ = asset_info(asset or "")
+    return f"{symbol} ({asset} on {network})" if symbol else f"{asset} on {network}"
+
+
+def _human(raw: int | str, asset: str | None) -> str:
+    """``raw`` units, with the amount in whole tokens when the asset's decimals are known."""
+    from decimal import Decimal
+
+    from tickloop.wallets import asset_info
+
+    symbol, decimals = asset_info(asset or "")
+    if decimals is None:
+        return f"{raw} raw units"
+    whole = format(Decimal(int(raw)).scaleb(-decimals).normalize(), "f")
+    return f"{raw} raw units = {whole} {symbol}"
+
+
+def _allocation_data(session: Session) -> dict[str, Any] | None:
+    if not session.allocation:
+        return None
+    from tickloop.wallets import asset_info
+
+    symbol, decimals = asset_info(session.allocation_asset or "")
+    return {"amount": session.allocation, "network": session.allocation_network, "asset": session.allocation_asset,
+            "symbol": symbol, "decimals": decimals}
+
+
+def _allocation_text(session: Session) -> str:
+    if not session.allocation_asset:
+        return f"{session.allocation} raw units"
+    return (f"{_human(session.allocation, session.allocation_asset)}"
+            f" ({session.allocation_asset} on {session.allocation_network})")
+
+
+def _shared_margin(rt: Runtime, session: Session) -> dict[str, Any] | None:
+    """Combined margin use of the open sessions on ``session``'s wallet (None: the session is
+    not open, or they hold no perps); ``warning`` when several share it at or above
+    ``[wallets] margin_warning``."""
+    from decimal import Decimal
+
+    from tickloop.venues import margin_use
+
+    if not session.is_open:
+        return None
+    wallet = session.wallet.lower()
+    sharing = [s for s in rt.sessions(states=["created", "running", "paused", "unwinding"])
+               if s.wallet.lower() == wallet]
+    use = margin_use(rt.store, rt.gateway.venues, session.wallet, sharing)
+    if use is None:
+        return None
+    threshold = rt.config.wallets.margin_warning
+    return {**use, "sessions": [s.id for s in sharing], "threshold": threshold,
+            "warning": len(sharing) > 1 and use["ratio"] >= Decimal(str(threshold))}
+
+
+def _margin_warning(session: Session, margin: Mapping[str, Any]) -> str:
+    ratio = margin["ratio"]
+    use = "unbounded (no collateral)" if ratio.is_infinite() else f"{ratio * 100:.0f}%"
+    names = ", ".join(str(i) for i in margin["sessions"])
+    return (f"warning: shared liquidation risk: sessions {names} trade on one perp account of wallet"
+            f" {session.wallet}; their combined margin use is {use} ({margin['margin_used']:.2f} of"
+            f" {margin['account_value']:.2f} USD, from the {margin['source']}), at or above [wallets] margin_warning"
+            f" {margin['threshold'] * 100:.0f}%: a loss in one session can liquidate the positions of the others")
+
+
+def _print_portfolio(console: Console, portfolio: Any, *, left_open: bool = False) -> None:
+    from rich.table import Table
+
+    if portfolio.balances:
+        table = Table("network", "asset", "symbol", "amount (raw)", "value USD", "class", title="balances",
+                      title_justify="left", title_style="bold")
+        for b in portfolio.balances:
+            table.add_row(b.network, b.assetKey, b.symbol or "", b.amountRaw, b.valueUsd or "-", b.assetClass)
+        console.print(table)
+    else:
+        console.print("[bold]balances[/]  none")
+    title = "positions left open (residue)" if left_open else "positions"
+    if portfolio.positions:
+        table = Table("venue", "coin", "asset", "size", "entry", "mark", "unrealized PnL", title=title,
+                      title_justify="left", title_style="bold red" if left_open else "bold")
+        for p in portfolio.positions:
+            table.add_row(p.venue or "", p.coin, p.assetKey, p.size, p.averageEntryPrice or "-",
+                          p.markPriceUsd or "-", p.unrealizedPnlUsd or "-")
+        console.print(table)
+    else:
+        console.print(f"[bold]{title}[/]  none")
+
+
 def _lifecycle(action: str, help_text: str) -> None:
     @sessions.command(action, help=help_text)
     @click.argument("session_id", type=int)
@@ -444,21 +555,283 @@ def _lifecycle(action: str, help_text: str) -> None:
     def command(ctx: click.Context, session_id: int, reason: str, as_json: bool) -> None:
         rt = _rt(ctx)
         session: Session = getattr(rt, action)(session_id, reason=reason or f"tickloop sessions {action}")
-        if as_json:
-            _json_out(session)
-            return
-        extra = ""
-        if session.state == "running" and session.next_run_at is not None:
-            extra = f"; next run {_when(session.next_run_at)}"
-        elif session.state == "unwinding":
-            extra = "; the running serve will unwind it now"
-        click.echo(f"session {session.id} is {session.state}{extra}")
+        _print_lifecycle(rt, session, as_json)
+
+
+def _print_lifecycle(rt: Runtime, session: Session, as_json: bool) -> None:
+    if as_json:
+        _json_out(session)
+        return
+    extra = ""
+    if session.state == "running" and session.next_run_at is not None:
+        extra = f"; next run {_when(session.next_run_at)}"
+    elif session.state == "unwinding" and session.next_run_at is None:
+        pending = len(rt.suggestions(session.id, status="pending"))
+        extra = (f"; closing waits for approval of {pending} suggestion(s) (tickloop suggestions list --session"
+                 f" {session.id}); `tickloop sessions stop {session.id}` ends it as it is")
+    elif session.state == "unwinding":
+        extra = "; the running serve will unwind it now"
+    click.echo(f"session {session.id} is {session.state}{extra}")
+    if session.state == "stopped":
+        last = rt.runs(session.id, limit=1)
+        if last and last[-1].kind != "run" and last[-1].error:
+            click.echo(f"  {last[-1].error}")
 
 
 _lifecycle("pause", "Pause a running session: no cycles run; schedule, memory and allocation are kept.")
 _lifecycle("resume", "Resume a paused session at its next scheduled point (no catch-up run).")
-_lifecycle("stop", "Stop a session without unwinding; its session memory is cleared.")
-_lifecycle("unwind", "Call the agent's unwind, then stop the session.")
+_lifecycle("stop", "Stop a session without unwinding (also ends an unwind waiting for approvals); its session"
+                   " memory is cleared and its pending suggestions are deleted.")
+
+
+@sessions.command("unwind")
+@click.argument("session_id", type=int)
+@click.option("--asset", "assets", multiple=True, metavar="KEY",
+              help="Unwind only this position: an asset key or a coin (repeatable) [default: everything].")
+@click.option("--reason", default="", help="Recorded in the session's audit trail.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def sessions_unwind(ctx: click.Context, session_id: int, assets: tuple[str, ...], reason: str,
+                    as_json: bool) -> None:
+    """Call the agent's unwind with the portfolio (or the --asset positions), let the closers close
+    what is still open, then stop the session. What could not be closed is reported."""
+    rt = _rt(ctx)
+    session = rt.unwind(session_id, assets=list(assets) or None, reason=reason or "tickloop sessions unwind")
+    _print_lifecycle(rt, session, as_json)
+
+
+# -- wallets ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def wallets() -> None:
+    """Wallets sessions trade from: add (paper, key in an environment variable, keystore), list, fund.
+
+    Keys are never stored in plain text and never printed.
+    """
+
+
+@wallets.command("add")
+@click.option("--paper", is_flag=True, help="Generate a paper wallet (its key is kept encrypted in the home).")
+@click.option("--key-env", metavar="VAR", default=None,
+              help="A real wallet whose hex private key is in environment variable VAR (only the name is stored).")
+@click.option("--keystore", metavar="FILE", default=None,
+              help="A real wallet from an encrypted Ethereum keystore file (only the path is stored).")
+@click.option("--password-env", metavar="VAR", default=None,
+              help="With --keystore: the variable holding its password [default: TICKLOOP_KEYSTORE_PASSWORD].")
+@click.option("--label", default="", help="A name for people.")
+@click.option("--json", "as_json", is_flag=True, help="Print address, kind and key source as JSON.")
+@click.pass_context
+def wallets_add(ctx: click.Context, paper: bool, key_env: str | None, keystore: str | None,
+                password_env: str | None, label: str, as_json: bool) -> None:
+    """Add a wallet and print its address. Give exactly one of --paper, --key-env, --keystore."""
+    given = [name for name, value in (("--paper", paper), ("--key-env", key_env), ("--keystore", keystore))
+             if value]
+    if len(given) != 1:
+        got = f" (got {' and '.join(given)})" if given else ""
+        raise TickloopError(f"give exactly one key source: --paper, --key-env VAR or --keystore FILE{got}")
+    if password_env and not keystore:
+        raise TickloopError("--password-env goes with --keystore (the variable holding the keystore's password)")
+    rt = _rt(ctx)
+    address = rt.add_wallet(paper=paper, key_env=key_env, keystore=keystore, password_env=password_env, label=label)
+    wallet = rt.wallet(address)
+    if as_json:
+        _json_out(_wallet_data(rt, wallet))
+        return
+    click.echo(f"added {wallet.kind} wallet {wallet.address} (key: {wallet.key_source()})")
+    if wallet.is_paper:
+        click.echo(f"  funded on first use with {rt.config.wallets.paper_funding} raw units of a session's starting"
+                   " asset ([wallets] paper_funding); or: tickloop wallets fund")
+
+
+def _wallet_data(rt: Runtime, wallet: Any) -> dict[str, Any]:
+    """A wallet, where its key comes from (never the key), and its funds per asset."""
+    from tickloop.wallets import asset_info
+    from tickloop.wire import to_data
+
+    funds = rt.store.wallet_funds(wallet.address)
+    allocated = {key: amount for key, amount in rt.store.allocated(wallet.address).items() if amount and key[1]}
+    assets = []
+    for network, asset in sorted(set(funds) | set(allocated)):
+        have = funds.get((network, asset))
+        taken = allocated.get((network, asset), 0)
+        symbol, decimals = asset_info(asset)
+        assets.append({"network": network, "asset": asset, "symbol": symbol, "decimals": decimals,
+                       "funds": None if have is None else str(have), "allocated": str(taken),
+                       "free": None if have is None else str(have - taken)})
+    wallet_lower = wallet.address.lower()
+    sessions_ = [s.id for s in rt.sessions(states=["created", "running", "paused", "unwinding"])
+                 if s.wallet.lower() == wallet_lower]
+    return {**to_data(wallet), "key_source": wallet.key_source(), "assets": assets, "open_sessions": sessions_}
+
+
+@wallets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def wallets_list(ctx: click.Context, as_json: bool) -> None:
+    """List wallets: kind, where the key comes from, funds, what open sessions hold, and what is free."""
+    rt = _rt(ctx)
+    rows = [_wallet_data(rt, w) for w in rt.wallets()]
+    if as_json:
+        _json_out(rows)
+        return
+    if not rows:
+        _console().print("no wallets (add one: tickloop wallets add --paper, --key-env VAR or --keystore FILE)")
+        return
+    console = _console()
+    for row in rows:
+        label = f"  {row['label']!r}" if row["label"] else ""
+        console.print(f"[bold]{row['address']}[/]  {row['kind']}{label}")
+        console.print(f"  key       {row['key_source']}", markup=False, soft_wrap=True)
+        for a in row["assets"]:
+            funds = _human(a["funds"], a["asset"]) if a["funds"] is not None else "(as its venue reports)"
+            free = a["free"] if a["free"] is not None else "-"
+            console.print(f"  {_asset_name(a['network'], a['asset'])}", markup=False, soft_wrap=True)
+            console.print(f"            funds {funds}  allocated {a['allocated']}  free {free}", markup=False,
+                          soft_wrap=True)
+        if not row["assets"]:
+            console.print("  funds     none yet" + (" (a paper wallet is funded on first use)"
+                                                    if row["kind"] == "paper" else ""))
+        sessions_ = ", ".join(str(i) for i in row["open_sessions"])
+        console.print(f"  sessions  {sessions_ or 'none open'}")
+
+
+@wallets.command("fund")
+@click.argument("address")
+@click.option("--asset", required=True, metavar="NETWORK:TOKEN",
+              help="The asset: its network and token address, e.g. ethereum:1:0xa0b8...eb48 or"
+                   " hypercore:perp:0x0000...0000.")
+@click.option("--amount", required=True, metavar="RAW", help="How much to add, in raw units.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def wallets_fund(ctx: click.Context, address: str, asset: str, amount: str, as_json: bool) -> None:
+    """Add paper money to a paper wallet (real wallets hold what their venues say)."""
+    network, sep, token = asset.rpartition(":")
+    if not sep or not network or not token:
+        raise TickloopError(f"--asset {asset!r}: expected NETWORK:TOKENADDRESS, e.g. ethereum:1:0xa0b8...eb48")
+    rt = _rt(ctx)
+    balance = rt.fund_wallet(address, network, token, amount)
+    wallet = rt.wallet(address)
+    if as_json:
+        _json_out({"address": wallet.address, "network": network, "asset": token.lower(), "added": amount,
+                   "balance": str(balance)})
+        return
+    click.echo(f"wallet {wallet.address} now holds {_human(balance, token)} of {_asset_name(network, token)}")
+
+
+# -- suggestions --------------------------------------------------------------------------------
+
+SUGGESTION_STATUSES = ("pending", "approved", "rejected", "executed", "failed", "expired", "deleted")
+
+
+@cli.group()
+def suggestions() -> None:
+    """Suggestions of manual-mode sessions: list, show, approve (execute once) or reject."""
+
+
+@suggestions.command("list")
+@click.option("--session", "session_id", type=int, default=None, help="Only this session's suggestions.")
+@click.option("--status", type=click.Choice(SUGGESTION_STATUSES), default=None,
+              help="Only suggestions with this status (a pending one past its expiry is expired).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def suggestions_list(ctx: click.Context, session_id: int | None, status: str | None, limit: int,
+                     as_json: bool) -> None:
+    """List suggestions, newest first."""
+    rt = _rt(ctx)
+    found = rt.suggestions(session_id, status, limit=limit)
+    if as_json:
+        _json_out(found)
+        return
+    from rich.table import Table
+
+    table = Table("id", "session", "status", "venue/method", "action", "created", "expires")
+    for column in (0, 1, 2, 3):
+        table.columns[column].no_wrap = True
+    for s in found:
+        table.add_row(str(s.id), str(s.session_id), _suggestion_status(s.status),
+                      f"{s.action.venue}/{s.action.method}", s.action.describe(), _when(s.created_at),
+                      _when(s.expires_at))
+    _console().print(table if found else "no suggestions")
+
+
+def _compact(value: Any) -> str:
+    from tickloop.wire import to_data
+
+    return json.dumps(to_data(value), separators=(", ", ": "), default=str)
+
+
+def _suggestion_status(status: str) -> str:
+    colour = {"pending": "yellow", "executed": "green", "failed": "red", "rejected": "dim", "expired": "dim",
+              "deleted": "dim", "approved": "cyan"}.get(status, "")
+    return f"[{colour}]{status}[/]" if colour else status
+
+
+@suggestions.command("show")
+@click.argument("suggestion_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def suggestions_show(ctx: click.Context, suggestion_id: int, as_json: bool) -> None:
+    """Show a suggestion: the action, its status and times, and its result or error."""
+    rt = _rt(ctx)
+    s = rt.suggestion(suggestion_id)
+    if as_json:
+        _json_out(s)
+        return
+    console = _console()
+    console.print(f"[bold]suggestion {s.id}[/] of session {s.session_id}: {_suggestion_status(s.status)}")
+    console.print(f"  action    {s.action.describe()}", markup=False, soft_wrap=True)
+    console.print(f"  kind      {s.action.kind}" + (f"    notional {s.action.notional_usd:.2f} USD"
+                                                    if s.action.notional_usd is not None else ""))
+    if s.action.message:
+        console.print(f"  message   {s.action.message}", markup=False)
+    for label, value in (("created", s.created_at), ("expires", s.expires_at), ("decided", s.decided_at),
+                         ("deleted", s.deleted_at), ("executed", s.executed_at)):
+        if value is not None:
+            console.print(f"  {label:<9} {_when(value)}")
+    if s.result is not None:
+        console.print(f"  result    {_compact(s.result)}", markup=False, soft_wrap=True)
+    if s.error:
+        console.print(f"  error     {s.error}", markup=False, soft_wrap=True)
+
+
+@suggestions.command("approve")
+@click.argument("suggestion_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def suggestions_approve(ctx: click.Context, suggestion_id: int, as_json: bool) -> None:
+    """Execute a pending suggestion, exactly once.
+
+    Refused (exit 1, with the reason) when it expired, was deleted, rejected, or already approved
+    or executed. Exits 1 too when the venue failed to execute it (the suggestion is then failed).
+    """
+    rt = _rt(ctx)
+    s = rt.approve(suggestion_id)
+    if as_json:
+        _json_out(s)
+    elif s.status == "executed":
+        click.echo(f"suggestion {s.id} executed: {s.action.describe()}")
+        click.echo(f"  result {_compact(s.result)}")
+    else:
+        click.echo(f"suggestion {s.id} {s.status}: {s.action.describe()}")
+        click.echo(f"  error {s.error}")
+    if s.status != "executed":
+        ctx.exit(1)
+
+
+@suggestions.command("reject")
+@click.argument("suggestion_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def suggestions_reject(ctx: click.Context, suggestion_id: int, as_json: bool) -> None:
+    """Reject a pending suggestion: it will never execute."""
+    rt = _rt(ctx)
+    s = rt.reject(suggestion_id)
+    if as_json:
+        _json_out(s)
+    else:
+        click.echo(f"suggestion {s.id} rejected: {s.action.describe()}")
 
 
 # -- runs, logs ---------------------------------------------------------------------------------

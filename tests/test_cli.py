@@ -137,7 +137,7 @@ def test_plugins_and_agents_list(tickloop_home):
     rows = json.loads(tickloop(tickloop_home, "plugins", "list", "--json", check=True).stdout)
     provides = {r["name"]: r["provides"] for r in rows}
     assert provides["executors"] == ["executor:inline", "executor:process"]
-    assert provides["sql"] == ["store:sqlite"]
+    assert provides["sql"] == ["store:sqlite", "suggestions:sql"]
     assert isinstance(json.loads(tickloop(tickloop_home, "agents", "list", "--json", check=True).stdout), list)
 
 

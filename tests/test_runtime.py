@@ -81,8 +81,10 @@ def run(agent):
     s = rt.start_session(str(agent_folder(main, settings=settings)), WALLET, mode="manual",
                          settings={"coin": "ETH"}, now=T0)
     [run] = rt.tick(T0)
+    # The wallet in its canonical form: EIP-55 checksum, whatever letter case it was given in.
+    assert s.wallet.lower() == WALLET.lower() and s.wallet != WALLET.lower()
     assert [line.message for line in run.logs] == [
-        f"{s.id}|{WALLET}|manual|{{'size': 1.5, 'coin': 'ETH'}}", "True|0|0"]
+        f"{s.id}|{s.wallet}|manual|{{'size': 1.5, 'coin': 'ETH'}}", "True|0|0"]
 
 
 def test_pause_keeps_the_schedule_and_resume_never_catches_up(make_runtime, agent_folder):
@@ -261,8 +263,10 @@ def test_the_same_agent_twice_on_one_wallet_is_refused(make_runtime, agent_folde
     rt = make_runtime()
     folder = str(agent_folder(COUNTER))
     first = rt.start_session(folder, WALLET, now=T0)
-    with pytest.raises(TickloopError, match=f"already has session {first.id} .* on wallet {WALLET}"):
+    with pytest.raises(TickloopError, match=f"already has session {first.id} .* on wallet {first.wallet}"):
         rt.start_session(folder, WALLET, now=T0)
+    with pytest.raises(TickloopError, match="already has session"):  # the same wallet in other letters
+        rt.start_session(folder, WALLET.upper().replace("0X", "0x"), now=T0)
     rt.start_session(folder, OTHER, now=T0)
     rt.stop(first.id, T0)
     rt.start_session(folder, WALLET, now=T0)

@@ -15,7 +15,7 @@ SKIPPED = "skipped"
 STATUSES = (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, SKIPPED)
 FINAL_STATUSES = frozenset(STATUSES) - {RUNNING}
 
-KINDS = ("run", "unwind")
+KINDS = ("run", "unwind", "close")  # close: the closers alone, after an unwind that could not run them
 
 
 @attrs.frozen

@@ -123,6 +123,16 @@ class RunEnvironment:
         return Gateway(hook=gateway.hook, config=gateway.config, store=gateway.store,
                        suggestions=gateway.suggestions, venues=gateway.venues, clock=clock)
 
+    def close(self) -> None:
+        """Close the venues this environment built, and the store it opened itself."""
+        gateway, self._gateway = self._gateway, None
+        if gateway is not None:
+            gateway.venues.close()
+            gateway.suggestions.close()
+        if self._own_store and self._store is not None:
+            self._store.close()
+            self._store = None
+
     def context(self, job: RunJob, on_log: Callable[[LogLine], None] | None = None) -> AgentContext:
         clock = _clock(job.frozen_now)
         session = job.session

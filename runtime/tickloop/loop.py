@@ -767,7 +767,7 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
-        for close in (self.executor.close, self.store.close, self.memory_backend.close):
+        for close in (self.executor.close, self.environment.close, self.store.close, self.memory_backend.close):
             try:
                 close()
             except Exception:  # closing is best effort; the first failure must not leak the rest

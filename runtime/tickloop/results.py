@@ -81,5 +81,18 @@ class Result:
         return getattr(self, key)
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.data.to_dict() if isinstance(self.data, Data) else self.data
-        return {"success": self.success, "data": data, "error": self.error}
+        """Plain JSON-ready values all the way down (nested Data, lists, attrs records)."""
+        return {"success": self.success, "data": unwrap(self.data), "error": self.error}
+
+
+def unwrap(value: Any) -> Any:
+    """The inverse of :func:`wrap`, also for attrs records an answer may hold."""
+    if isinstance(value, Data):
+        return {k: unwrap(v) for k, v in value._items.items()}
+    if isinstance(value, Mapping):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [unwrap(v) for v in value]
+    if attrs.has(type(value)):
+        return unwrap(attrs.asdict(value, recurse=False))
+    return value

@@ -89,8 +89,11 @@ def make_plugin_manager(*, block: Iterable[str] = (), autoload: bool | None = No
             plugin = importlib.import_module(module)
         except Exception as exc:
             raise PluginError(f"plugins.load: module {module!r} failed to import: {type(exc).__name__}: {exc}") from None
-        _register(pm, plugin, module, None)
+        if not pm.is_registered(plugin):
+            _register(pm, plugin, module, None)
     for plugin in plugins:
+        if pm.is_registered(plugin):  # already loaded (an installed plugin passed again): one copy
+            continue
         _register(pm, plugin, None, None)
     try:
         pm.check_pending()

@@ -267,27 +267,36 @@ class Gateway:
 
 
 def margin_use(store: StateStore, venues: Venues, wallet: str, sessions: Sequence[Session]) -> Mapping[str, Any] | None:
-    """Combined margin use of the open sessions on ``wallet``'s perp account (None: no perps)."""
+    """Combined margin use of the open sessions on ``wallet``'s perp account (None: no perps).
+
+    Asks the venue that holds the perps for the account's margin (``account(wallet)``); when it
+    cannot tell, estimates it from the ledgers at 1x: total notional over total collateral.
+    """
     notional = Decimal(0)
     collateral = Decimal(0)
-    for entry_session in sessions:
-        book = Book.replay(store.ledger([entry_session.id]))
+    perp_venues: set[str] = set()
+    for session in sessions:
+        book = Book.replay(store.ledger([session.id]))
         for h in book.open_holdings():
             if h.contract == "perp":
                 notional += abs(h.size) * (h.last_price or Decimal(0))
+                if h.venue:
+                    perp_venues.add(h.venue)
         collateral += sum((c.amount for c in book.cash.values()), Decimal(0))
     if notional == 0:
         return None
     reported = None
-    for name in venues.names():
+    for name in sorted(perp_venues):
         account = getattr(venues.get(name), "account", None)
-        if account is not None:
-            try:
-                reported = account(wallet)
-            except Exception:
-                reported = None
-            if reported:
-                break
+        if account is None:
+            continue
+        try:
+            reported = account(wallet)
+        except Exception:
+            reported = None
+        if reported and Decimal(reported["accountValue"]) > 0:
+            break
+        reported = None
     if reported:
         used, value = Decimal(reported["totalMarginUsed"]), Decimal(reported["accountValue"])
         source = "venue"

@@ -129,6 +129,10 @@ class SqlStateStore:
             last_scheduled_at=bindparam("b_scheduled", type_=s.last_scheduled_at.type),
             last_finished_at=bindparam("b_finished", type_=s.last_finished_at.type))
         self._q_run = select(runs).where(r.id == bindparam("id"))
+        self._q_ledger = (select(ledger).where(ledger.c.session_id.in_(bindparam("ids", expanding=True)))
+                          .order_by(ledger.c.id))
+        self._q_ledger_since = (select(ledger.c.id, ledger.c.session_id).where(ledger.c.id > bindparam("after"))
+                                .order_by(ledger.c.id))
         self._q_run_logs = (select(lg.at, lg.level, lg.message).where(lg.run_id == bindparam("run_id"))
                             .order_by(lg.id))
         self._q_logs_of_runs = (select(lg.run_id, lg.at, lg.level, lg.message)
@@ -441,11 +445,16 @@ class SqlStateStore:
         with self.engine.connect() as conn:
             for start in range(0, len(session_ids), _CHUNK):
                 chunk = list(session_ids[start:start + _CHUNK])
-                for row in conn.execute(select(ledger).where(ledger.c.session_id.in_(chunk)).order_by(ledger.c.id)):
+                for row in conn.execute(self._q_ledger, {"ids": chunk}):
                     out.append(_ledger_entry(row))
         if len(session_ids) > _CHUNK:
             out.sort(key=lambda e: e.id or 0)
         return out
+
+    def ledger_sessions(self, after_id: int = 0) -> tuple[int, set[int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._q_ledger_since, {"after": after_id}).all()
+        return (rows[-1][0] if rows else after_id), {row[1] for row in rows}
 
     def order_session(self, venue: str, order_id: str) -> int | None:
         o = orders_table.c

@@ -115,6 +115,10 @@ class Runtime:
         self._heap: list[tuple[float, int, datetime]] = []
         self._inflight: set[int] = set()
         self._revision: int | None = None
+        # Sessions with ledger entries (allocations, fills), up to ledger entry _ledger_mark: the
+        # portfolio snapshot of a run reads the ledger only for these.
+        self._ledger_mark = 0
+        self._with_ledger: set[int] = set()
         self._wake = threading.Event()
         self._serving = False
         self._closed = False
@@ -648,7 +652,11 @@ class Runtime:
             gateway = self.gateway
             # Circuit's rule: a new run (or the unwind) discards the suggestions nobody approved.
             gateway.suggestions.delete_pending([r.session_id for r in runs if r.kind != "close"], at=now)
-            portfolios = gateway.portfolios([r.session_id for r in runs])
+            self._ledger_mark, fresh = self.store.ledger_sessions(self._ledger_mark)
+            self._with_ledger |= fresh
+            with_ledger = self._with_ledger
+            held = [r.session_id for r in runs if r.session_id in with_ledger]
+            portfolios = gateway.portfolios(held) if held else {}
         empty = Portfolio()
         pending: list[Pending] = []
         timeout = self.config.runtime.run_timeout_seconds

@@ -166,6 +166,11 @@ class StateStore(Protocol):
     def ledger(self, session_ids: Sequence[int]) -> list[LedgerEntry]:
         """The ledger entries of these sessions, in the order recorded."""
 
+    def ledger_sessions(self, after_id: int = 0) -> tuple[int, set[int]]:
+        """The sessions with ledger entries recorded after entry ``after_id``, and the id of the
+        last entry (the ledger is append-only: the scheduler keeps a set of sessions with
+        entries up to date from this, and reads no ledger for the others)."""
+
     def order_session(self, venue: str, order_id: str) -> int | None:
         """The session that placed an order, or None."""
 

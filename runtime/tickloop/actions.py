@@ -51,8 +51,14 @@ class Action:
 
     def describe(self) -> str:
         """One line for people: ``hyperliquid place_order coin=BTC side=buy size=0.01``."""
-        shown = " ".join(f"{k}={v}" for k, v in self.params.items() if k not in ("expiresAt", "message"))
+        shown = " ".join(f"{k}={_abbreviated(v)}" for k, v in self.params.items() if k not in ("expiresAt", "message"))
         return f"{self.venue} {self.method} {shown}".rstrip()
+
+
+def _abbreviated(value: object) -> str:
+    """Long values (Polymarket token ids are 77 digits) shortened to their ends, for one line."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:10]}…{text[-6:]}"
 
 
 @attrs.frozen

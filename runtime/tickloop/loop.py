@@ -209,7 +209,7 @@ class Runtime:
                                           only_if_unfunded=True)
         for name in self.gateway.venues.names():
             balance = getattr(self.gateway.venues.get(name), "balance", None)
-            found = balance(wallet.address, network, asset) if balance is not None else None
+            found = balance(wallet, network, asset) if balance is not None else None
             if found is not None:
                 return int(found)
         raise TickloopError(f"cannot tell the balance of {asset} on {network} for wallet {wallet.address}: no"

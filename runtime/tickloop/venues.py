@@ -43,9 +43,11 @@ class Venue(Protocol):
     """What a venue plugin's factory (``factory(config)``) returns.
 
     Optional methods (a venue without them is simply not asked): ``marks(keys)`` → current
-    prices by ``(network, asset_key)``; ``balance(wallet, network, asset_key)`` → raw units or
-    None; ``account(wallet)`` → ``{"accountValue", "totalMarginUsed"}`` (strings) or None;
-    ``close()``.
+    prices by ``(network, asset_key)``; ``balance(wallet, network, asset_key)`` → a real
+    wallet's balance in raw units, or None when the venue does not hold that asset (``wallet``
+    is the :class:`tickloop.wallets.Wallet`, so a venue whose balances need a signed request
+    has the key source); ``account(address)`` → ``{"accountValue", "totalMarginUsed"}``
+    (strings) or None; ``close()``.
     """
 
     name: str

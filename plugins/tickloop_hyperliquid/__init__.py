@@ -1,0 +1,41 @@
+"""tickloop built-in plugin: the Hyperliquid venue and closer, on the official
+``hyperliquid-python-sdk``.
+
+- :mod:`tickloop_hyperliquid.venue`: ``agent.platforms.hyperliquid`` (Circuit's methods and
+  result shapes, scoped to the session), execution of orders, cancels and transfers, marks,
+  balances, and booking of late fills of resting orders.
+- :mod:`tickloop_hyperliquid.closer`: unwinds one session's share of a shared, netted account
+  with IOC orders sized from its ledger (reduce-only whenever that only reduces the account),
+  retrying until flat or a budget runs out, and reports the residue.
+
+With no ``[venues.hyperliquid] base_url`` configured, both run against tickloop's in-process
+paper exchange for the home (:mod:`tickloop_paper.hyperliquid`); paper wallets trade only there
+(or on a URL marked ``paper = true``) and are funded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tickloop import hookimpl
+from tickloop.registry import Backend
+
+
+@hookimpl
+def tickloop_register_venues(register: Callable[[Backend], None]) -> None:
+    from tickloop_hyperliquid.venue import HyperliquidVenue
+
+    register(Backend(name="hyperliquid", factory=HyperliquidVenue,
+                     description="Hyperliquid perps via hyperliquid-python-sdk (paper exchange unless"
+                                 " [venues.hyperliquid] base_url is set)"))
+
+
+@hookimpl
+def tickloop_register_closers(register: Callable[[Backend], None]) -> None:
+    from tickloop_hyperliquid.closer import HyperliquidCloser
+
+    register(Backend(name="hyperliquid", factory=HyperliquidCloser,
+                     description="closes a session's Hyperliquid share with reduce-only IOC orders from its ledger"))
+
+
+__all__: list[str] = []

@@ -1,0 +1,230 @@
+"""The Hyperliquid closer: flattens one session's share of a shared, netted account.
+
+Hyperliquid keeps one net position per coin per account, and several sessions may trade on one
+account, so the closer never uses ``market_close`` (which closes the account's whole position,
+other sessions' exposure included). For one session it
+
+1. books fills of its resting orders the ledger does not have yet, and cancels the orders it
+   placed that are still open (never another session's);
+2. for each position, sends an IOC order for exactly the session's ledger share, at the mid
+   less (sells) or plus (buys) a slippage bound, **reduce-only** whenever that share only
+   reduces the account's position. When other sessions hold the opposite side, closing this
+   share moves the account away from zero (to what the other sessions hold), which a
+   reduce-only order cannot do; then the order is a plain IOC, sent only when the account's
+   position equals the sum of every session's ledger share on this wallet, so it lands exactly
+   on the other sessions' exposure;
+3. re-reads the ledger (fills are booked by the gateway) and the account, and retries what is
+   left — partial fills, "could not immediately match", server errors — with the slippage
+   doubled each time, until flat or ``close_attempts`` are spent;
+4. reports what is still open as :class:`tickloop.venues.Residue`, with the reason.
+
+Every order and cancel goes through ``gateway.submit``: in manual mode they become suggestions,
+and the closer stops and returns their ids.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from tickloop.actions import CANCEL, ORDER, Action
+from tickloop.ledger import Book
+from tickloop.venues import CloseReport, Residue
+from tickloop_hyperliquid.venue import NAME, NETWORK, HyperliquidVenue, describe, num, round_size
+
+if TYPE_CHECKING:
+    from tickloop.config import Config
+    from tickloop.portfolio import Position
+    from tickloop.results import Result
+    from tickloop.sessions import Session
+    from tickloop.venues import Gateway
+
+D = Decimal
+ZERO = D(0)
+MAX_SLIPPAGE = D("0.5")
+
+
+def _suggested(result: Result) -> int | None:
+    data = result.data
+    if result.success and data is not None and hasattr(data, "get") and data.get("suggested"):
+        return int(data["suggestionId"])
+    return None
+
+
+class HyperliquidCloser:
+    """The closer object (``factory(config)``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def close(self, session: Session, positions: Sequence[Position], gateway: Gateway,
+              log: Callable[[str], None]) -> CloseReport:
+        venue = gateway.venues.get(NAME)
+        if not isinstance(venue, HyperliquidVenue):
+            residue = tuple(Residue(NAME, p.assetKey, p.coin, p.size, "the hyperliquid venue is not available")
+                            for p in positions)
+            return CloseReport(NAME, residue=residue)
+        run = _Close(venue, session, gateway, log)
+        return run.close([p for p in positions if (p.venue or NAME) == NAME])
+
+
+class _Close:
+    """One closing of one session."""
+
+    def __init__(self, venue: HyperliquidVenue, session: Session, gateway: Gateway, log: Callable[[str], None]) -> None:
+        self.venue, self.session, self.gateway, self.log = venue, session, gateway, log
+        self.suggested: list[int] = []
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self.log(f"hyperliquid: {text}")
+
+    def close(self, positions: Sequence[Position]) -> CloseReport:
+        try:
+            self.venue.sync_fills(self._wallet_sessions(), self.gateway)
+        except Exception as exc:  # the ledger may miss late fills; the account check below catches drift
+            self.note(f"could not check resting orders for late fills: {describe(exc)}")
+        self._cancel_orders()
+        closed: list[str] = []
+        residue: list[Residue] = []
+        for position in positions:
+            outcome = self._close_position(position)
+            if isinstance(outcome, Residue):
+                residue.append(outcome)
+            elif outcome:
+                closed.append(position.assetKey)
+        return CloseReport(NAME, closed=tuple(closed), residue=tuple(residue), suggested=tuple(self.suggested),
+                           notes=tuple(self.notes))
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _cancel_orders(self) -> None:
+        mine = {str(o) for _, o in self.gateway.store.session_orders(self.session.id, NAME)}
+        if not mine:
+            return
+        try:
+            live = [o for o in self.venue.open_orders(self.session.wallet) if str(o.get("oid")) in mine]
+        except Exception as exc:
+            self.note(f"could not list open orders to cancel: {describe(exc)}")
+            return
+        for order in live:
+            oid, coin = str(order["oid"]), order["coin"]
+            action = Action(venue=NAME, kind=CANCEL, method="delete_order", params={"orderId": oid, "coin": coin},
+                            session_id=self.session.id, wallet=self.session.wallet,
+                            message=f"unwind: cancel {coin} order {oid}")
+            result = self.gateway.submit(self.session, action)
+            suggestion = _suggested(result)
+            if suggestion is not None:
+                self.suggested.append(suggestion)
+            elif result.success:
+                self.log(f"hyperliquid: cancelled {coin} order {oid}")
+            else:
+                self.note(f"cancelling {coin} order {oid} failed: {result.error}")
+
+    # -- positions -----------------------------------------------------------------------------
+
+    def _wallet_sessions(self) -> list[Session]:
+        """Every session that trades (or traded) on this session's wallet."""
+        found = self.gateway.store.list_sessions(wallet=self.session.wallet)
+        if not any(s.id == self.session.id for s in found):
+            found.append(self.session)
+        return found
+
+    def _share(self, coin: str) -> Decimal:
+        holding = self.gateway.book(self.session.id).holdings.get((NETWORK, coin))
+        return holding.size if holding is not None else ZERO
+
+    def _others(self, coin: str) -> Decimal:
+        """What every other session on the wallet holds of ``coin`` by its ledger."""
+        others = [s.id for s in self._wallet_sessions() if s.id != self.session.id]
+        if not others:
+            return ZERO
+        total = ZERO
+        by_session: dict[int, list[Any]] = {}
+        for entry in self.gateway.store.ledger(others):
+            by_session.setdefault(entry.session_id, []).append(entry)
+        for entries in by_session.values():
+            holding = Book.replay(entries).holdings.get((NETWORK, coin))
+            total += holding.size if holding is not None else ZERO
+        return total
+
+    def _close_position(self, position: Position) -> Residue | bool:
+        coin = position.coin
+        spec = self.venue.spec(coin)
+        if spec is None:
+            return Residue(NAME, position.assetKey, coin, position.size, f"{coin} is not listed on {NETWORK}")
+        sz_decimals = int(spec["szDecimals"])
+        attempts = max(1, self.venue.close_attempts)
+        reason = "no attempt was made"
+        share = self._share(coin)
+        for attempt in range(attempts):
+            share = self._share(coin)
+            if share == 0:
+                self.log(f"hyperliquid: {coin} is flat for session {self.session.id}")
+                return True
+            size = round_size(abs(share), sz_decimals, ROUND_DOWN)
+            if size == 0:
+                return Residue(NAME, position.assetKey, coin, num(share),
+                               f"below {coin}'s lot size ({sz_decimals} decimals); it cannot be ordered")
+            if attempt:
+                time.sleep(self.venue.close_retry_delay)
+            try:
+                mid = self.venue.mids()[coin]
+                account = self.venue.account_size(self.session.wallet, coin)
+            except Exception as exc:
+                reason = f"cannot read the market or the account: {describe(exc)}"
+                self.log(f"hyperliquid: closing {coin}, attempt {attempt + 1} of {attempts}: {reason}")
+                continue
+            selling = share > 0
+            signed = -size if selling else size
+            reduces = account != 0 and (account > 0) == (share > 0) and abs(account) >= size
+            if not reduces:
+                expected = share + self._others(coin)
+                if account != expected:
+                    # The account does not hold what the ledgers say: trading past its position
+                    # could open exposure nobody owns. Close only what it holds on this side.
+                    reducible = min(size, abs(account)) if account != 0 and (account > 0) == (share > 0) else ZERO
+                    reducible = round_size(reducible, sz_decimals, ROUND_DOWN)
+                    if reducible == 0:
+                        return Residue(NAME, position.assetKey, coin, num(share),
+                                       f"the account holds {num(account)} {coin} but the sessions' ledgers say"
+                                       f" {num(expected)}; not trading past the account's position")
+                    self.note(f"the account holds {num(account)} {coin} but the sessions' ledgers say"
+                              f" {num(expected)}; closing only {num(reducible)}")
+                    size, signed = reducible, (-reducible if selling else reducible)
+                    reduces = True
+                elif attempt == 0:
+                    self.note(f"other sessions on {self.session.wallet} hold {num(expected - share)} {coin}, so"
+                              f" closing this session's {num(share)} moves the account to their exposure; the"
+                              " order is not reduce-only")
+            slippage = min(self.venue.close_slippage * (2 ** attempt), MAX_SLIPPAGE)
+            price = mid * (1 - slippage) if selling else mid * (1 + slippage)
+            params = {"coin": coin, "side": "sell" if selling else "buy", "size": float(size), "price": float(price),
+                      "market": "perp", "type": "market", "reduceOnly": reduces}
+            action = Action(venue=NAME, kind=ORDER, method="place_order", params=params,
+                            session_id=self.session.id, wallet=self.session.wallet, notional_usd=size * mid,
+                            message=f"unwind: close {num(share)} {coin}")
+            result = self.gateway.submit(self.session, action)
+            suggestion = _suggested(result)
+            if suggestion is not None:
+                self.suggested.append(suggestion)
+                return False
+            if result.success:
+                filled = D(str(result.data.get("filled", 0))) if result.data is not None else ZERO
+                self.log(f"hyperliquid: closing {coin}: {'sold' if selling else 'bought'} {num(filled)} of"
+                         f" {num(abs(signed))} (attempt {attempt + 1}, slippage {num(slippage * 100)}%)")
+                reason = "partially filled" if filled < size else "filled"
+            else:
+                reason = result.error or "refused"
+                self.log(f"hyperliquid: closing {coin}, attempt {attempt + 1} of {attempts}: {reason}")
+        share = self._share(coin)
+        if share == 0:
+            self.log(f"hyperliquid: {coin} is flat for session {self.session.id}")
+            return True
+        return Residue(NAME, position.assetKey, coin, num(share),
+                       f"still open after {attempts} attempts (last: {reason})")
+
+
+__all__ = ["HyperliquidCloser"]

@@ -1,0 +1,50 @@
+"""tickloop built-in plugin: the Polymarket venue and its closer.
+
+- :mod:`tickloop_polymarket.venue`: orders through the official ``py-clob-client-v2`` (V2
+  EIP-712 orders signed by the session wallet as an EOA, L1/L2 API auth), holdings through the
+  Data API (``GET /positions``) over ``httpx``. Configured by ``[venues.polymarket] clob_url,
+  data_url``; with neither, it trades on the paper exchange running in-process
+  (:mod:`tickloop_paper.polymarket`).
+- :mod:`tickloop_polymarket.api`: ``agent.platforms.polymarket``: Circuit's ``market_order``,
+  ``positions`` and ``redeem_positions`` (plus tickloop's ``markets``).
+- :mod:`tickloop_polymarket.closer`: at unwind, cancels the session's resting orders and sells
+  its shares with FAK orders; reports dust and resolved markets it leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tickloop import hookimpl
+from tickloop.registry import Backend
+
+#: The venue's (and its closer's) name, as ``agent.platforms.polymarket`` and ``[venues.polymarket]``.
+NAME = "polymarket"
+
+
+def _venue(config: object) -> object:
+    from tickloop_polymarket.venue import factory
+
+    return factory(config)  # type: ignore[arg-type]
+
+
+def _closer(config: object) -> object:
+    from tickloop_polymarket.closer import factory
+
+    return factory(config)  # type: ignore[arg-type]
+
+
+@hookimpl
+def tickloop_register_venues(register: Callable[[Backend], None]) -> None:
+    register(Backend(name=NAME, factory=_venue,
+                     description="Polymarket CLOB v2 (py-clob-client-v2) and Data API; paper exchange by default"))
+
+
+@hookimpl
+def tickloop_register_closers(register: Callable[[Backend], None]) -> None:
+    register(Backend(name=NAME, factory=_closer,
+                     description="cancels the session's orders, sells its shares with FAK, reports dust and"
+                                 " resolved markets"))
+
+
+__all__ = ["NAME"]

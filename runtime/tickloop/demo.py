@@ -1,111 +1,208 @@
-"""``tickloop demo``: the example agent through a session's whole life, on a simulated clock.
+"""``tickloop demo``: two example agents trading on the paper exchanges, through a session's life.
 
-The demo drives ``Runtime.tick(now)`` with simulated time, so minutes of schedule pass in
-seconds and every run happens exactly when the schedule says.
+The demo starts the paper Hyperliquid and Polymarket exchanges in-process (loopback servers that
+speak the real protocols; tickloop's venues reach them through the official clients), adds a
+paper wallet and then:
+
+1. runs ``hl-trend`` in auto mode on a simulated clock while the paper ETH price trends, so it
+   opens a position (the portfolio is printed after every run);
+2. runs ``pm-basket`` in manual mode: its buys become suggestions, approved with the real
+   ``tickloop suggestions approve`` command in a separate process;
+3. pauses and resumes ``hl-trend`` (no catch-up run);
+4. unwinds both: hl-trend's closer sends reduce-only IOC orders sized from its ledger; the
+   Polymarket closer's sell becomes a suggestion (manual mode), approved the same way; both end
+   flat and stopped.
+
+``Runtime.tick(now)`` with simulated time makes fifteen-minute schedules pass in seconds.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tickloop.errors import TickloopError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tickloop.loop import Runtime
     from tickloop.runs import Run
 
-WALLET = "0x" + "de" * 20
+AGENTS = ("hl-trend", "pm-basket")
+#: The ETH mid the paper exchange shows at each hl-trend run: flat, then an uptrend.
+ETH_PATH = (3000, 3001, 2999, 3000, 3030, 3060, 3090)
 
 
-def find_demo_agent() -> str:
-    """The example agent: installed as ``hello``, else the ``agents/hello`` folder of a checkout."""
+def find_agent(name: str) -> str:
+    """An example agent: installed under ``name``, else the ``agents/<name>`` folder of a checkout."""
     from tickloop.agents import installed_agents
 
-    if any(a.name == "hello" for a in installed_agents()):
-        return "hello"
+    if any(a.name == name for a in installed_agents()):
+        return name
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        folder = base / "agents" / "hello"
+        folder = base / "agents" / name
         if (folder / "circuit.toml").is_file():
             return str(folder)
-    raise TickloopError("the demo needs the example agent: pip install ./agents/hello (from a tickloop checkout)")
+    raise TickloopError(f"the demo needs the example agent {name!r}: pip install ./agents/{name}"
+                        " (from a tickloop checkout)")
 
 
-def run_demo(console: Console, *, home: str | None, runs: int = 6, keep: bool = False, pace: float = 0.3) -> None:
+def _approve_with_cli(home: Path, suggestion_id: int) -> dict[str, Any]:
+    """``tickloop --home HOME suggestions approve ID --json`` in its own process."""
+    command = [sys.executable, "-m", "tickloop.cli", "--home", str(home), "suggestions", "approve", str(suggestion_id),
+               "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    if done.returncode != 0:
+        raise TickloopError(f"tickloop suggestions approve {suggestion_id} failed: {done.stderr.strip() or done.stdout}")
+    return json.loads(done.stdout)
+
+
+def run_demo(console: Console, *, home: str | None, runs: int = len(ETH_PATH), keep: bool = False,
+             pace: float = 0.3) -> None:
     """The tour; ``pace`` is the real seconds each simulated step is shown for (0: as fast as possible)."""
     from rich.progress import BarColumn, Progress, TextColumn
     from rich.rule import Rule
-    from rich.table import Table
 
     from tickloop.loop import Runtime
+    from tickloop_paper import local_exchanges
 
     scratch = home is None
-    folder = Path(tempfile.mkdtemp(prefix="tickloop-demo-")) if scratch else Path(home)
-    agent = find_demo_agent()
-    start = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    folder = Path(tempfile.mkdtemp(prefix="tickloop-demo-")) if scratch else Path(home).absolute()
+    hl_agent, pm_agent = (find_agent(name) for name in AGENTS)
+    start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     clock = [start]
     rt = Runtime.from_config(home=folder, overrides={"runtime": {"executor": "inline"}}, clock=lambda: clock[0])
+    exchanges = local_exchanges(folder)
     try:
         console.print(Rule("tickloop demo"))
         console.print(f"home: {folder}  (simulated clock starts at {start:%H:%M}Z)")
-        session = rt.start_session(agent, WALLET, mode="auto", settings={"greeting": "gm"}, reason="demo")
-        interval = session.schedule.interval or timedelta(minutes=1)
-        console.print(f"started session {session.id}: [bold]{session.agent}[/] on {WALLET},"
-                      f" {session.schedule.describe()}")
+        for name, url in exchanges.urls().items():
+            console.print(f"  paper {name}: {url}")
+        wallet = rt.add_wallet(paper=True, label="demo")
+        console.print(f"paper wallet {wallet} (key generated, kept encrypted in the home)")
 
         def advance_to(when: datetime) -> list[Run]:
-            clock[0] = when
-            return rt.tick(when)
+            clock[0] = max(clock[0], when)
+            return rt.tick(clock[0])
 
-        table = Table("run", "scheduled", "status", "agent said", title="scheduled runs")
+        def set_mid(px: float) -> None:
+            import httpx
+
+            httpx.post(f"{exchanges.hyperliquid.url}/paper/mid", json={"coin": "ETH", "px": str(px)}, timeout=10)
+
+        # 1. hl-trend in auto mode -------------------------------------------------------------
+        console.print(Rule("1. hl-trend, auto mode: orders execute at once"))
+        hl = rt.start_session(hl_agent, wallet, mode="auto", settings={"coin": "ETH", "size": 0.5, "window": 3},
+                              allocation=1_000_000_000, reason="demo")
+        console.print(f"session {hl.id}: [bold]{hl.agent}[/] on {wallet}, {hl.schedule.describe()},"
+                      f" allocated 1,000 USDC")
+        steps = ETH_PATH[:max(1, runs)]
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       console=console, transient=True) as progress:
-            task = progress.add_task("running on schedule", total=runs)
-            for _ in range(runs):
-                due = rt.session(session.id).next_run_at
-                for r in advance_to(due):
-                    table.add_row(str(r.id), f"{r.scheduled_at:%H:%M:%S}", r.status,
-                                  "; ".join(line.message for line in r.logs))
+            task = progress.add_task("hl-trend on schedule", total=len(steps))
+            for px in steps:
+                set_mid(px)
+                for r in advance_to(rt.session(hl.id).next_run_at):
+                    _print_run(console, r)
+                console.print("    " + _holding(rt, hl.id))
                 progress.advance(task)
                 time.sleep(pace)
-        console.print(table)
 
-        paused_at = clock[0] + interval / 2
-        rt.pause(session.id, paused_at, reason="demo: pause")
-        console.print(f"{paused_at:%H:%M:%S} [yellow]paused[/]; three intervals pass with no runs:")
-        idle = [r for k in range(1, 4) for r in advance_to(paused_at + k * interval)]
+        # 2. pm-basket in manual mode ----------------------------------------------------------
+        console.print(Rule("2. pm-basket, manual mode: orders become suggestions"))
+        pm = rt.start_session(pm_agent, wallet, mode="manual", settings={"basket_size": 1, "amount_usd": 20},
+                              allocation=100_000_000, reason="demo")
+        console.print(f"session {pm.id}: [bold]{pm.agent}[/], manual mode, allocated 100 pUSD")
+        for r in advance_to(clock[0] + timedelta(minutes=1)):
+            if r.session_id == pm.id:
+                _print_run(console, r)
+        for suggestion in rt.suggestions(session_id=pm.id, status="pending"):
+            console.print(f"  suggestion {suggestion.id}: {suggestion.action.describe()}")
+            console.print(f"  $ tickloop suggestions approve {suggestion.id}")
+            answer = _approve_with_cli(folder, suggestion.id)
+            console.print(f"    {answer['status']}: {_short(answer.get('result') or answer.get('error'))}")
+        console.print("    " + _holding(rt, pm.id))
         time.sleep(pace)
-        console.print(f"  runs while paused: {len(idle)}")
-        resumed_at = clock[0] + interval / 3
-        session = rt.resume(session.id, resumed_at, reason="demo: resume")
-        console.print(f"{resumed_at:%H:%M:%S} [green]resumed[/]; next run at {session.next_run_at:%H:%M:%S}"
+
+        # 3. pause and resume ------------------------------------------------------------------
+        console.print(Rule("3. pause and resume"))
+        interval = hl.schedule.interval or timedelta(minutes=15)
+        paused_at = clock[0] + timedelta(minutes=1)
+        clock[0] = paused_at
+        rt.pause(hl.id, paused_at, reason="demo: pause")
+        idle = [r for k in range(1, 4) for r in advance_to(paused_at + k * interval) if r.session_id == hl.id]
+        console.print(f"{paused_at:%H:%M} [yellow]paused[/] session {hl.id}; three intervals later it has run"
+                      f" {len(idle)} times")
+        resumed = rt.resume(hl.id, clock[0] + timedelta(minutes=2), reason="demo: resume")
+        clock[0] += timedelta(minutes=2)
+        console.print(f"{clock[0]:%H:%M} [green]resumed[/]; next run at {resumed.next_run_at:%H:%M}"
                       " (the next scheduled point, no catch-up run)")
-        for r in advance_to(session.next_run_at):
-            console.print(f"  run {r.id} {r.status}: " + "; ".join(line.message for line in r.logs))
-        memory = rt.memory(session.id).get("runs")
-        console.print(f"session memory 'runs' = {memory.data.value}")
-        clock[0] += timedelta(seconds=5)
-        session = rt.unwind(session.id, reason="demo: unwind")
-        unwind_run = rt.runs(session.id)[-1]
-        console.print(f"{clock[0]:%H:%M:%S} [magenta]unwind[/]: run {unwind_run.id} {unwind_run.status}: "
-                      + "; ".join(line.message for line in unwind_run.logs))
-        console.print(f"session {session.id} is {session.state}; session memory 'runs' ="
-                      f" {rt.memory(session.id).get('runs').data.value}")
-        trail = Table("at", "action", "from", "to", title="audit trail")
-        for t in rt.transitions(session.id):
-            trail.add_row(f"{t.at:%H:%M:%S}", t.action, str(t.from_state), str(t.to_state))
-        console.print(trail)
+        set_mid(ETH_PATH[-1] + 30)
+        for r in advance_to(resumed.next_run_at):
+            if r.session_id == hl.id:
+                _print_run(console, r)
+        time.sleep(pace)
+
+        # 4. unwind ----------------------------------------------------------------------------
+        console.print(Rule("4. unwind: close everything the sessions hold, then stop"))
+        clock[0] += timedelta(minutes=1)
+        console.print(f"before: hl-trend {_holding(rt, hl.id)}")
+        session = rt.unwind(hl.id, reason="demo: unwind")
+        _print_run(console, rt.runs(hl.id)[-1])
+        console.print(f"  session {hl.id} is {session.state}: {_holding(rt, hl.id)}")
+        session = rt.unwind(pm.id, reason="demo: unwind")
+        _print_run(console, rt.runs(pm.id)[-1])
+        for suggestion in rt.suggestions(session_id=pm.id, status="pending"):
+            console.print(f"  closing suggestion {suggestion.id}: {suggestion.action.describe()}")
+            console.print(f"  $ tickloop suggestions approve {suggestion.id}")
+            answer = _approve_with_cli(folder, suggestion.id)
+            console.print(f"    {answer['status']}: {_short(answer.get('result') or answer.get('error'))}")
+        if rt.session(pm.id).state == "unwinding":
+            advance_to(clock[0] + timedelta(seconds=1))  # the closers check again once approved
+        console.print(f"  session {pm.id} is {rt.session(pm.id).state}: {_holding(rt, pm.id)}")
         console.print(Rule())
-        console.print("next: tickloop check ./agents/hello · tickloop run ./agents/hello --once ·"
-                      " tickloop sessions start hello --wallet 0x… · tickloop serve")
+        console.print("next: tickloop check ./agents/hl-trend · tickloop wallets add --paper ·"
+                      " tickloop sessions start hl-trend --wallet 0x… --allocation 100000000 · tickloop serve")
     finally:
         rt.close()
         if scratch and not keep:
             shutil.rmtree(folder, ignore_errors=True)
         elif scratch:
             console.print(f"kept the demo's home: {folder}")
+
+
+def _print_run(console: Console, run: Run) -> None:
+    colour = "green" if run.status == "succeeded" else "red"
+    said = "; ".join(line.message for line in run.logs) or "-"
+    console.print(f"  {run.scheduled_at:%H:%M} {run.kind} {run.id} [{colour}]{run.status}[/]: {said}")
+    if run.error and run.status != "succeeded":
+        console.print(f"    [red]{run.error}[/]")
+
+
+def _holding(rt: Runtime, session_id: int) -> str:
+    """One line: the session's positions and cash, from its ledger."""
+    portfolio = rt.portfolio(session_id)
+    parts = [f"{p.coin} {p.size} @ {_price(p.averageEntryPrice)} (uPnL {_price(p.unrealizedPnlUsd)})"
+             for p in portfolio.positions] or ["flat"]
+    cash = [f"{b.symbol or b.assetKey[:10]} {_price(b.valueUsd)}" for b in portfolio.balances if b.valueUsd]
+    return "portfolio: " + ", ".join(parts) + (" | cash " + ", ".join(cash) if cash else "")
+
+
+def _price(value: str | None) -> str:
+    if value is None:
+        return "?"
+    return f"{float(value):,.2f}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 
-def test_demo_takes_a_session_through_its_whole_life(tmp_path):
-    """demo starts, runs on schedule, pauses, resumes without catch-up, unwinds and cleans up."""
+def test_demo_trades_on_the_paper_exchanges_through_a_whole_life(tmp_path):
+    """demo: hl-trend trades in auto mode, pm-basket's buy is a suggestion approved with the CLI,
+    pause/resume without catch-up, and unwinds that leave both sessions flat and stopped."""
     proc = subprocess.run([sys.executable, "-m", "tickloop.cli", "demo", "--fast"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
-    out = proc.stdout
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in out + proc.stderr
-    assert out.count("succeeded") >= 8  # six scheduled runs, one after resume, the unwind
-    assert "runs while paused: 0" in out
-    assert "no catch-up" in out and "session memory 'runs' = 7" in out
-    assert "is stopped; session memory 'runs' = None" in out
-    for action in ("start", "pause", "resume", "unwind", "unwound"):
-        assert f" {action} " in out
+                          timeout=180, cwd=tmp_path)
+    out = re.sub(r"\s+", " ", proc.stdout)  # rich wraps long lines
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    for name in ("hyperliquid", "polymarket_clob", "polymarket_data"):
+        assert re.search(rf"paper {name}: http://127\.0\.0\.1:\d+", out)
+    # auto mode: the trend opens a position that the portfolio shows
+    assert re.search(r"ETH trend up \(mid 3030[^)]*\): buy 0\.5, filled 0\.5 at 3030", out)
+    assert "portfolio: ETH 0.5 @ 3,030.00" in out
+    # manual mode: a suggestion, approved by the real CLI in another process
+    assert re.search(r"Suggested buying \$20\.00 of .* \(suggestion 1\)", out)
+    assert "$ tickloop suggestions approve 1 executed:" in out
+    assert "three intervals later it has run 0 times" in out and "no catch-up run" in out
+    # unwind: closers flatten both; Polymarket's closing sell is approved the same way
+    assert "hyperliquid: ETH is flat for session 1" in out
+    assert "session 1 is stopped: portfolio: flat" in out
+    assert "$ tickloop suggestions approve 2 executed:" in out
+    assert "session 2 is stopped: portfolio: flat" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Iterator
 
 import pytest
 
@@ -16,3 +17,14 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     for name in list(os.environ):
         if name.startswith("TICKLOOP_") and "__" in name:
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The simulated test venue (tests/sim_venue.py), reset, journaling in memory."""
+    import sim_venue
+
+    monkeypatch.delenv("SIM_VENUE_JOURNAL", raising=False)
+    sim_venue.reset()
+    yield sim_venue
+    sim_venue.reset()

@@ -190,14 +190,6 @@ CASH = sim_venue.CASH  # the sim venue's collateral: its fills move this balance
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.delenv("SIM_VENUE_JOURNAL", raising=False)
-    sim_venue.reset()
-    yield sim_venue
-    sim_venue.reset()
-
-
-@pytest.fixture
 def funded_agent(agent_folder: Any) -> Any:
     """An agent folder whose sessions need an allocation of the sim venue's collateral."""
 

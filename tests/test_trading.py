@@ -66,14 +66,6 @@ def journal_of(session_id: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.delenv("SIM_VENUE_JOURNAL", raising=False)
-    sim_venue.reset()
-    yield sim_venue
-    sim_venue.reset()
-
-
-@pytest.fixture
 def trader(agent_folder: Any) -> str:
     return str(agent_folder(TRADER, settings=SETTINGS))
 

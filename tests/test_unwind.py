@@ -55,12 +55,10 @@ SETTINGS = {
 
 
 @pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.delenv("SIM_VENUE_JOURNAL", raising=False)
-    sim_venue.reset()
-    sim_venue.MIDS["SOL"] = D(150)
-    yield sim_venue
-    sim_venue.reset()
+def sim(sim: Any) -> Any:
+    """conftest's sim venue, with a SOL market too."""
+    sim.MIDS["SOL"] = D(150)
+    return sim
 
 
 @pytest.fixture

@@ -76,9 +76,11 @@ def open_store(url: str, *, base: Path | None = None) -> SqlStateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(Problem("config", "state.url", f"cannot create {path.parent}: {exc.strerror}")) from None
-    engine = make_engine(path)
+    checkpointer = WalCheckpointer(path)
+    engine = make_engine(path, checkpointer)
     try:
-        return SqlStateStore(url, engine, ownership=FileLock(path), notifier=DatagramNotifier(path))
+        return SqlStateStore(url, engine, ownership=FileLock(path), notifier=DatagramNotifier(path),
+                             maintenance=checkpointer)
     except DBAPIError as exc:
         engine.dispose()
         raise ConfigError(Problem("config", "state.url", f"cannot open {path}: {exc.orig}")) from None
@@ -87,7 +89,7 @@ def open_store(url: str, *, base: Path | None = None) -> SqlStateStore:
         raise
 
 
-def make_engine(path: Path) -> Engine:
+def make_engine(path: Path, checkpointer: WalCheckpointer | None = None) -> Engine:
     """An engine on the SQLite file ``path`` set up as the module docstring says."""
     engine = create_engine(
         URL.create("sqlite+pysqlite", database=str(path)),
@@ -103,6 +105,8 @@ def make_engine(path: Path) -> Engine:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if checkpointer is not None and checkpointer.running:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer thread does it
         finally:
             cursor.close()
 
@@ -111,6 +115,64 @@ def make_engine(path: Path) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
     return engine
+
+
+# -- WAL checkpoints ---------------------------------------------------------------------------
+
+
+class WalCheckpointer:
+    """Checkpoints the WAL from a background thread while this process serves the store.
+
+    By default SQLite checkpoints inside the commit that takes the WAL past 1,000 pages, which
+    stalls the scheduler's loop for several milliseconds on every such commit. The owner turns
+    that off on its own connections and checkpoints (PASSIVE: never waits for readers or
+    writers) every :attr:`interval` seconds on a connection of its own; SQLite releases the GIL
+    during the I/O, so the loop keeps running. Other processes (the CLI, workers) keep SQLite's
+    automatic checkpoints.
+    """
+
+    interval = 0.25
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.running = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, engine: Engine) -> None:
+        if self.running:
+            return
+        self.running = True
+        self._stop.clear()
+        engine.dispose()  # pooled connections were set up with automatic checkpoints
+        self._thread = threading.Thread(target=self._run, name="tickloop-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import sqlite3
+
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS, check_same_thread=False)
+        except sqlite3.Error:
+            log.exception("the WAL checkpointer cannot open %s; SQLite checkpoints on its own", self.path)
+            self.running = False
+            return
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    log.warning("WAL checkpoint of %s failed; trying again", self.path, exc_info=True)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self.running = False
 
 
 # -- ownership ---------------------------------------------------------------------------------

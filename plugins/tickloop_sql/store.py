@@ -77,12 +77,24 @@ class Notifier(Protocol):
         """Stop listening and release sockets or connections."""
 
 
+class Maintenance(Protocol):
+    """Background upkeep the owner of a store runs while it serves (SQLite: WAL checkpoints)."""
+
+    def start(self, engine: Engine) -> None:
+        """Begin (called when this store becomes the owner)."""
+
+    def stop(self) -> None:
+        """End (called on close)."""
+
+
 class SqlStateStore:
     """The :class:`tickloop.store.StateStore` on SQLAlchemy Core (see the module docstring)."""
 
-    def __init__(self, url: str, engine: Engine, *, ownership: Ownership, notifier: Notifier) -> None:
+    def __init__(self, url: str, engine: Engine, *, ownership: Ownership, notifier: Notifier,
+                 maintenance: Maintenance | None = None) -> None:
         self.url = url
         self.engine = engine
+        self._maintenance = maintenance
         self._writer = engine.execution_options(**{WRITE: True})
         self._ownership = ownership
         self._notifier = notifier
@@ -473,6 +485,8 @@ class SqlStateStore:
 
     def acquire_owner(self) -> None:
         self._ownership.acquire()
+        if self._maintenance is not None:
+            self._maintenance.start(self.engine)
 
     def owned_by_other_process(self) -> bool:
         """Whether another ``serve`` (another process, or another store object) owns this store."""
@@ -487,6 +501,8 @@ class SqlStateStore:
                 return
             self._closed = True
         try:
+            if self._maintenance is not None:
+                self._maintenance.stop()
             self._notifier.close()
         finally:
             try:

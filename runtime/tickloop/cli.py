@@ -118,12 +118,13 @@ def cli(ctx: click.Context, home: str | None, config_path: str | None) -> None:
 
 
 @cli.command()
-@click.option("--runs", default=6, show_default=True, help="Scheduled runs to show before pausing.")
+@click.option("--runs", default=7, show_default=True, help="Scheduled runs of hl-trend to show before pausing.")
 @click.option("--keep", is_flag=True, help="Keep the demo's folder and print where it is.")
 @click.option("--fast", is_flag=True, help="Don't pause between steps.")
 @click.pass_context
 def demo(ctx: click.Context, runs: int, keep: bool, fast: bool) -> None:
-    """A guided tour: start the example agent, run it on its schedule, pause, resume, unwind.
+    """A guided tour on the paper exchanges: hl-trend trading in auto mode, a pm-basket
+    suggestion approved with the CLI, pause and resume, and unwinds that leave both flat.
 
     Uses a scratch home (deleted afterwards unless --keep) and a simulated clock, so minutes of
     schedule pass in seconds. With --home it uses that home instead.
@@ -219,13 +220,15 @@ def run(ctx: click.Context, agent: str, once: bool, mode: str | None, wallet: st
 
 
 def _print_run(console: Console, run_: Run) -> None:
+    from rich.markup import escape  # what agents log is text, not markup ("[venues.x]" must show)
+
     style = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow"}.get(run_.status, "")
     console.print(f"run {run_.id} ({run_.kind}) [{style}]{run_.status}[/] at {_when(run_.finished_at)}")
     for line in run_.logs:
         level = {"error": "[red]error[/]", "debug": "[dim]debug[/]"}.get(line.level, "info ")
-        console.print(f"  {level} {line.message}", markup=True, soft_wrap=True)
+        console.print(f"  {level} {escape(line.message)}", markup=True, soft_wrap=True)
     if run_.error:
-        console.print(f"  [red]{run_.error}[/]", soft_wrap=True)
+        console.print(f"  [red]{escape(run_.error)}[/]", soft_wrap=True)
         if run_.traceback:
             console.print(run_.traceback.rstrip(), markup=False, style="dim", soft_wrap=True)
 
@@ -458,17 +461,17 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
 def _asset_name(network: str | None, asset: str | None) -> str:
     from tickloop.wallets import asset_info
 
-    symbol, _ = asset_info(asset or "")
+    symbol, _ = asset_info(asset or "", network)
     return f"{symbol} ({asset} on {network})" if symbol else f"{asset} on {network}"
 
 
-def _human(raw: int | str, asset: str | None) -> str:
+def _human(raw: int | str, asset: str | None, network: str | None = None) -> str:
     """``raw`` units, with the amount in whole tokens when the asset's decimals are known."""
     from decimal import Decimal
 
     from tickloop.wallets import asset_info
 
-    symbol, decimals = asset_info(asset or "")
+    symbol, decimals = asset_info(asset or "", network)
     if decimals is None:
         return f"{raw} raw units"
     whole = format(Decimal(int(raw)).scaleb(-decimals).normalize(), "f")
@@ -480,7 +483,7 @@ def _allocation_data(session: Session) -> dict[str, Any] | None:
         return None
     from tickloop.wallets import asset_info
 
-    symbol, decimals = asset_info(session.allocation_asset or "")
+    symbol, decimals = asset_info(session.allocation_asset or "", session.allocation_network)
     return {"amount": session.allocation, "network": session.allocation_network, "asset": session.allocation_asset,
             "symbol": symbol, "decimals": decimals}
 
@@ -488,7 +491,7 @@ def _allocation_data(session: Session) -> dict[str, Any] | None:
 def _allocation_text(session: Session) -> str:
     if not session.allocation_asset:
         return f"{session.allocation} raw units"
-    return (f"{_human(session.allocation, session.allocation_asset)}"
+    return (f"{_human(session.allocation, session.allocation_asset, session.allocation_network)}"
             f" ({session.allocation_asset} on {session.allocation_network})")
 
 
@@ -655,7 +658,7 @@ def _wallet_data(rt: Runtime, wallet: Any) -> dict[str, Any]:
     for network, asset in sorted(set(funds) | set(allocated)):
         have = funds.get((network, asset))
         taken = allocated.get((network, asset), 0)
-        symbol, decimals = asset_info(asset)
+        symbol, decimals = asset_info(asset, network)
         assets.append({"network": network, "asset": asset, "symbol": symbol, "decimals": decimals,
                        "funds": None if have is None else str(have), "allocated": str(taken),
                        "free": None if have is None else str(have - taken)})
@@ -684,7 +687,7 @@ def wallets_list(ctx: click.Context, as_json: bool) -> None:
         console.print(f"[bold]{row['address']}[/]  {row['kind']}{label}")
         console.print(f"  key       {row['key_source']}", markup=False, soft_wrap=True)
         for a in row["assets"]:
-            funds = _human(a["funds"], a["asset"]) if a["funds"] is not None else "(as its venue reports)"
+            funds = _human(a["funds"], a["asset"], a["network"]) if a["funds"] is not None else "(as its venue reports)"
             free = a["free"] if a["free"] is not None else "-"
             console.print(f"  {_asset_name(a['network'], a['asset'])}", markup=False, soft_wrap=True)
             console.print(f"            funds {funds}  allocated {a['allocated']}  free {free}", markup=False,
@@ -716,7 +719,7 @@ def wallets_fund(ctx: click.Context, address: str, asset: str, amount: str, as_j
         _json_out({"address": wallet.address, "network": network, "asset": token.lower(), "added": amount,
                    "balance": str(balance)})
         return
-    click.echo(f"wallet {wallet.address} now holds {_human(balance, token)} of {_asset_name(network, token)}")
+    click.echo(f"wallet {wallet.address} now holds {_human(balance, token, network)} of {_asset_name(network, token)}")
 
 
 # -- suggestions --------------------------------------------------------------------------------

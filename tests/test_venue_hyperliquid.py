@@ -498,7 +498,7 @@ def test_an_unwind_cancels_the_resting_orders_of_a_session_without_positions(rt,
 
 
 def test_an_order_whose_answer_is_lost_is_looked_up_by_its_client_order_id(make_runtime, tickloop_home, trader):
-    rt = make_runtime(plugins=[tickloop_hyperliquid], overrides={"venues": {"hyperliquid": {"timeout": 0.15}}})
+    rt = make_runtime(plugins=[tickloop_hyperliquid], overrides={"venues": {"hyperliquid": {"timeout_seconds": 0.15}}})
     exchange = local_exchanges(tickloop_home).hyperliquid
     wallet = rt.add_wallet(paper=True)
     s = rt.start_session(trader(), wallet, settings=settings(market("ETH", "buy", 0.1)), now=T0)

@@ -230,8 +230,22 @@ def test_venue_configuration_is_checked(tmp_path):
 
     with pytest.raises(ConfigError, match=r"venues.polymarket.data_url: set clob_url and data_url together"):
         factory(Config.load(home=tmp_path, overrides={"venues": {"polymarket": {"clob_url": "http://127.0.0.1:1"}}}))
-    with pytest.raises(ConfigError, match=r"venues.polymarket.base_url: unknown key"):
-        factory(Config.load(home=tmp_path, overrides={"venues": {"polymarket": {"base_url": "x"}}}))
+
+
+
+def test_venue_tables_are_checked_when_the_runtime_starts(tmp_path):
+    """[venues.*] must name installed venues and only the keys each declares, at start (exit 1
+    from the CLI), not at an agent's first call."""
+    from tickloop.loop import Runtime
+
+    cases = [({"polymarket": {"base_url": "x"}}, r"venues.polymarket.base_url: unknown key \(known: clob_url"),
+             ({"hyperliquid": {"timeout": 3}}, r"venues.hyperliquid.timeout: unknown key \(known: base_url"),
+             ({"binance": {"api_url": "x"}}, r"venues.binance: no installed venue is called 'binance'"
+                                              r" \(installed: hyperliquid, polymarket\)")]
+    for tables, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            Runtime.from_config(home=tmp_path, overrides={"venues": tables})
+    Runtime.from_config(home=tmp_path, overrides={"venues": {"hyperliquid": {"timeout_seconds": 3}}}).close()
 
 
 def test_unwind_sells_with_fak_retries_partial_fills_and_reports_dust_and_resolved_markets(make_runtime, trader,

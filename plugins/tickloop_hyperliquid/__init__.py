@@ -21,20 +21,33 @@ from tickloop import hookimpl
 from tickloop.registry import Backend
 
 
-@hookimpl
-def tickloop_register_venues(register: Callable[[Backend], None]) -> None:
+#: The keys ``[venues.hyperliquid]`` accepts (checked when the runtime starts).
+OPTIONS = ("base_url", "paper", "timeout_seconds", "close_attempts", "close_slippage", "close_retry_delay")
+
+
+def _venue(config: object) -> object:
+    # Imported on first use: building the registry (every runtime start) must not import the SDK.
     from tickloop_hyperliquid.venue import HyperliquidVenue
 
-    register(Backend(name="hyperliquid", factory=HyperliquidVenue,
+    return HyperliquidVenue(config)  # type: ignore[arg-type]
+
+
+def _closer(config: object) -> object:
+    from tickloop_hyperliquid.closer import HyperliquidCloser
+
+    return HyperliquidCloser(config)  # type: ignore[arg-type]
+
+
+@hookimpl
+def tickloop_register_venues(register: Callable[[Backend], None]) -> None:
+    register(Backend(name="hyperliquid", factory=_venue, options=OPTIONS,
                      description="Hyperliquid perps via hyperliquid-python-sdk (paper exchange unless"
                                  " [venues.hyperliquid] base_url is set)"))
 
 
 @hookimpl
 def tickloop_register_closers(register: Callable[[Backend], None]) -> None:
-    from tickloop_hyperliquid.closer import HyperliquidCloser
-
-    register(Backend(name="hyperliquid", factory=HyperliquidCloser,
+    register(Backend(name="hyperliquid", factory=_closer,
                      description="closes a session's Hyperliquid share with reduce-only IOC orders from its ledger"))
 
 

@@ -230,7 +230,7 @@ class HyperliquidVenue:
         self.paper = base_url is None or bool(options.get("paper", False))
         # The SDK signs for mainnet only when the URL equals its constant exactly.
         self._url = str(base_url).rstrip("/") if base_url else None
-        self.timeout = float(options.get("timeout", 10))
+        self.timeout = float(options.get("timeout_seconds", 10))
         self.close_attempts = int(options.get("close_attempts", 5))
         self.close_slippage = D(str(options.get("close_slippage", "0.01")))
         self.close_retry_delay = float(options.get("close_retry_delay", 0 if self.paper else 0.5))

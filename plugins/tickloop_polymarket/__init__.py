@@ -20,6 +20,8 @@ from tickloop.registry import Backend
 
 #: The venue's (and its closer's) name, as ``agent.platforms.polymarket`` and ``[venues.polymarket]``.
 NAME = "polymarket"
+#: The keys ``[venues.polymarket]`` accepts (checked when the runtime starts).
+OPTIONS = ("clob_url", "data_url", "paper", "timeout_seconds", "close_attempts", "close_pause_seconds")
 
 
 def _venue(config: object) -> object:
@@ -36,7 +38,7 @@ def _closer(config: object) -> object:
 
 @hookimpl
 def tickloop_register_venues(register: Callable[[Backend], None]) -> None:
-    register(Backend(name=NAME, factory=_venue,
+    register(Backend(name=NAME, factory=_venue, options=OPTIONS,
                      description="Polymarket CLOB v2 (py-clob-client-v2) and Data API; paper exchange by default"))
 
 

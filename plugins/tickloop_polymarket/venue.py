@@ -44,7 +44,6 @@ CHAIN_ID = 137
 CONDITIONAL_TOKENS = "0x4D97DCd97eC945f40cF65F87097ACe5EA0476045"
 DECIMALS = 6
 UNIT = Decimal(10) ** DECIMALS
-OPTIONS = ("clob_url", "data_url", "paper", "timeout_seconds", "close_attempts", "close_pause_seconds")
 REDEEM_UNSUPPORTED = ("redeeming on-chain needs an RPC endpoint, which tickloop does not support yet;"
                       " redeem resolved positions on polymarket.com or with your own transaction")
 
@@ -53,10 +52,6 @@ def factory(config: Config) -> PolymarketVenue:
     """Build the venue from ``[venues.polymarket]`` (see the module docstring)."""
     options = dict(config.venues.get(NAME) or {})
     source = str(config.path) if config.path else "config"
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError([Problem(source, f"venues.{NAME}.{key}", f"unknown key (known: {', '.join(OPTIONS)})")
-                           for key in unknown])
     clob_url, data_url = options.get("clob_url") or "", options.get("data_url") or ""
     if bool(clob_url) != bool(data_url):
         missing = "data_url" if clob_url else "clob_url"

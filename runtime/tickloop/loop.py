@@ -26,7 +26,7 @@ import attrs
 from tickloop import schedule as schedules
 from tickloop.agents import Agent, AgentLoader
 from tickloop.config import Config
-from tickloop.errors import NotFoundError, Problem, SettingsError, TickloopError
+from tickloop.errors import ConfigError, NotFoundError, Problem, SettingsError, TickloopError
 from tickloop.execution import RunEnvironment, RunJob, RunOutcome
 from tickloop.memory import Memory, MemoryBackend, session_scope
 from tickloop.plugins import PluginManager, make_plugin_manager
@@ -89,6 +89,26 @@ def _outcome(run: Run, future: Future[RunOutcome]) -> RunOutcome:
         return RunOutcome(run.id, FAILED, error=f"executor failed: {type(exc).__name__}: {exc}")
 
 
+def _check_venue_tables(config: Config, registry: Registry) -> None:
+    """``[venues.NAME]`` tables name installed venues and only the keys they declare: checked at
+    start, because a venue reads its table only when an agent first uses it."""
+    source = str(config.path) if config.path else "config"
+    installed = registry.names("venue")
+    problems = []
+    for name, table in config.venues.items():
+        if name not in installed:
+            problems.append(Problem(source, f"venues.{name}",
+                                    f"no installed venue is called {name!r} (installed: {', '.join(installed) or 'none'})"))
+            continue
+        known = registry.get("venue", name, key=f"venues.{name}").options
+        if known is None or not isinstance(table, Mapping):
+            continue
+        for key in sorted(set(table) - set(known)):
+            problems.append(Problem(source, f"venues.{name}.{key}", f"unknown key (known: {', '.join(known)})"))
+    if problems:
+        raise ConfigError(problems)
+
+
 class Runtime:
     """Runs agents' sessions on their schedules. Use :meth:`from_config` to build one."""
 
@@ -133,6 +153,7 @@ class Runtime:
         config.home.mkdir(parents=True, exist_ok=True)
         pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load, plugins=plugins)
         registry = Registry.from_plugin_manager(pm)
+        _check_venue_tables(config, registry)
         scheme = config.state_url.partition(":")[0].partition("+")[0]
         store = registry.get("store", scheme, key="state.url").factory(config, config.state_url)
         try:

@@ -28,6 +28,8 @@ class Backend:
     factory: Callable[..., Any]
     description: str = ""
     plugin: str = ""  # set by the registry: the plugin that registered it
+    #: the keys its ``[venues.NAME]`` table accepts (venues); None: not declared, nothing checked
+    options: tuple[str, ...] | None = None
 
 
 @attrs.frozen

@@ -345,3 +345,34 @@ def test_a_closing_order_the_venue_refuses_after_approval_is_suggested_again(mak
     sim.REFUSE.clear()
     assert rt.approve(again.id, now=T0 + 4 * M).status == "executed"
     assert_ended_flat(rt, s.id)
+
+
+def test_closers_that_cannot_run_are_tried_again_after_a_pause(make_runtime, agent, sim, monkeypatch):
+    """The agent's unwind ran but the closers could not (the store or a venue failed): a close
+    run follows at once; if that fails too, the next one waits a minute instead of spinning."""
+    import tickloop.loop
+    import tickloop.venues
+
+    rt = make_runtime(plugins=[sim])
+    s = rt.start_session(agent, WALLET, settings=settings([("ETH", 0.2)]), now=T0)
+    rt.tick(T0)
+    real = tickloop.venues.Gateway.close_positions
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the venue is down")
+
+    monkeypatch.setattr(tickloop.venues.Gateway, "close_positions", broken)
+    rt.unwind(s.id, now=T0 + M)
+    unwind = rt.runs(s.id)[-1]
+    assert unwind.kind == "unwind" and "closing positions failed: RuntimeError: the venue is down" in messages(unwind, "error")
+    session = rt.session(s.id)
+    assert (session.state, session.unwind_stage, session.next_run_at) == ("unwinding", "close", T0 + M)
+    [close] = rt.tick(T0 + M)
+    assert close.kind == "close"
+    assert rt.session(s.id).next_run_at == T0 + M + tickloop.loop.CLOSE_RETRY
+    assert rt.tick(T0 + M + tickloop.loop.CLOSE_RETRY / 2) == []
+    monkeypatch.setattr(tickloop.venues.Gateway, "close_positions", real)
+    [again] = rt.tick(T0 + M + tickloop.loop.CLOSE_RETRY)
+    assert (again.kind, again.status) == ("close", "succeeded")
+    assert closing_orders(s.id) == [("ETH", "sell", 0.2)]
+    assert_ended_flat(rt, s.id)

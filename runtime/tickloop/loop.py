@@ -18,7 +18,7 @@ import threading
 from concurrent import futures
 from pathlib import Path
 from concurrent.futures import Future
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
@@ -50,6 +50,8 @@ IDLE_WAIT = 3600.0
 # runs behind it, and gives each group its own completion time, so rolling sessions started in
 # one burst spread out instead of staying due at the same instant forever.
 SERVE_BATCH = 128
+# How long an unwinding session waits before its closers run again when they could not run.
+CLOSE_RETRY = timedelta(seconds=60)
 # How long a stopping serve() waits for runs in flight before the executor abandons them.
 SHUTDOWN_GRACE = 10.0
 log = logging.getLogger("tickloop")
@@ -769,9 +771,11 @@ class Runtime:
     def _after_unwind(self, session: Session, outcome: RunOutcome, at: datetime) -> None:
         """An unwind (or close) run finished: stop the session, or wait for what is not done."""
         if not outcome.closed:
-            # The agent's unwind hung or crashed before the closers ran: run them on their own.
-            if self.store.update_unwind(session.id, stage="close", next_run_at=at) is not None:
-                self._schedule(session.id, at)
+            # The agent's unwind hung or crashed before the closers ran: run them on their own,
+            # at once; closers that themselves could not run are tried again after a pause.
+            retry = at if session.unwind_stage != "close" else at + CLOSE_RETRY
+            if self.store.update_unwind(session.id, stage="close", next_run_at=retry) is not None:
+                self._schedule(session.id, retry)
             return
         pending = self.gateway.suggestions.count_pending(session.id)
         if pending:

@@ -240,10 +240,15 @@ class Gateway:
                     by_venue[venue] = []
         reports = []
         for venue, positions in sorted(by_venue.items()):
-            closer = self.venues.closer(venue)
+            try:
+                closer = self.venues.closer(venue)
+            except Exception as exc:  # a closer that cannot be built: its positions are residue
+                log.exception("building the closer for %s failed", venue)
+                closer, failure = None, f"the {venue} closer could not start: {exc}"
+            else:
+                failure = f"no closer is installed for venue {venue!r}"
             if closer is None:
-                residue = tuple(Residue(venue, p.assetKey, p.coin, p.size, f"no closer is installed for venue {venue!r}")
-                                for p in positions)
+                residue = tuple(Residue(venue, p.assetKey, p.coin, p.size, failure) for p in positions)
                 report = CloseReport(venue, residue=residue)
             else:
                 try:

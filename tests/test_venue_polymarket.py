@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import tickloop_polymarket
-from tickloop.errors import ConfigError
+from tickloop.errors import ConfigError, TickloopError
 from tickloop.testing import T0
 from tickloop_paper import local_exchanges, start_exchanges
 from tickloop_paper.polymarket import SEED_MARKETS, condition_id, token_id
@@ -380,22 +380,32 @@ def test_a_real_wallet_trades_on_a_configured_venue_and_redeeming_needs_an_rpc(m
     try:
         key = Account.create()
         monkeypatch.setenv("PM_TEST_KEY", "0x" + bytes(key.key).hex())
-        venue = {"clob_url": exchanges.polymarket_clob.url, "data_url": exchanges.polymarket_data.url}
-        rt = make_runtime(plugins=[tickloop_polymarket], overrides={"venues": {"polymarket": venue}})
+        venue_urls = {"clob_url": exchanges.polymarket_clob.url, "data_url": exchanges.polymarket_data.url}
+        rt = make_runtime(plugins=[tickloop_polymarket], overrides={"venues": {"polymarket": venue_urls}})
         wallet = rt.add_wallet(key_env="PM_TEST_KEY")
-        httpx.post(f"{venue['clob_url']}/paper/fund", json={"address": wallet, "pusd": 100}).raise_for_status()
+        httpx.post(f"{venue_urls['clob_url']}/paper/fund", json={"address": wallet, "pusd": 100}).raise_for_status()
         agent = str(agent_folder(TRADER, settings=SETTINGS))  # no starting asset: no balance needed
         s = rt.start_session(agent, wallet, settings=plan(
             [buy(FED_YES, 10)], [{"method": "redeem_positions", "tokenIds": [FED_YES]}]), now=T0)
         [first] = rt.tick(T0)
         assert lines(first, "result")[0]["data"]["orderInfo"]["size"] == "15.87"
-        httpx.post(f"{venue['clob_url']}/paper/resolve", json={"condition_id": FED, "winner": "Yes"})
+        httpx.post(f"{venue_urls['clob_url']}/paper/resolve", json={"condition_id": FED, "winner": "Yes"})
         [second] = rt.tick(T0 + 15 * M)
         [redeem] = lines(second, "result")
         assert not redeem["success"]
         assert "redeeming on-chain needs an RPC endpoint, which tickloop does not support yet" in redeem["error"]
         assert held(rt, s.id) == {FED_YES: D("15.87")}
-        # A real venue reports no balance from an address alone (it would need an L2 request).
-        assert rt.gateway.venues.get("polymarket").balance(wallet, "ethereum:137", PUSD) is None
+        # A real venue reads the balance with an L2 request signed by the wallet's key (a bare
+        # address cannot sign), so a real wallet can start an agent that needs an allocation.
+        venue = rt.gateway.venues.get("polymarket")
+        assert venue.balance(wallet, "ethereum:137", PUSD) is None
+        spent = venue.balance(rt.wallet(wallet), "ethereum:137", PUSD)
+        exchange_view = httpx.get(f"{venue_urls['clob_url']}/paper/balance", params={"address": wallet}).json()
+        assert spent == int(exchange_view["pusd"]) and 89_000_000 < spent < 91_000_000  # 100 less the ~$10 buy
+        funded = str(agent_folder(TRADER, name="funded", settings=SETTINGS, startingAsset={
+            "network": "ethereum:137", "address": PUSD, "minimumAmount": "5000000"}))
+        with pytest.raises(TickloopError, match="exceeds the free balance"):
+            rt.start_session(funded, wallet, allocation=spent + 1, now=T0)
+        assert rt.start_session(funded, wallet, allocation=spent, now=T0).allocation == str(spent)
     finally:
         stop(exchanges)

@@ -298,10 +298,18 @@ class PolymarketVenue:
         return found
 
     def balance(self, wallet: Wallet | str, network: str, asset: str) -> int | None:
-        """pUSD of ``wallet`` in raw units on the paper exchange (funded first); None otherwise:
-        reading a real wallet's balance (an L2 request signed with its key) is not built yet."""
-        if (network, asset.lower()) != POLYMARKET_PUSD or not self.paper:
+        """pUSD of ``wallet`` in raw units: on the paper exchange (funded first), or on a real
+        CLOB through ``GET /balance-allowance`` signed with the wallet's key (L2); None for other
+        assets, or for a bare address on a real CLOB (there is no key to sign with)."""
+        if (network, asset.lower()) != POLYMARKET_PUSD:
             return None
+        if not self.paper:
+            if isinstance(wallet, str):
+                return None
+            from py_clob_client_v2.clob_types import AssetType, BalanceAllowanceParams
+
+            answer = self.client(wallet).get_balance_allowance(BalanceAllowanceParams(asset_type=AssetType.COLLATERAL))
+            return int(Decimal(str(answer["balance"])))
         address = getattr(wallet, "address", wallet)
         self.ensure_funded(address)
         response = self._request("GET", f"{self.clob_url}/paper/balance", params={"address": address})

@@ -425,3 +425,78 @@ def test_concurrent_approvals_in_threads_execute_once(make_runtime, trader, sim)
     assert journal_of(s.id) == [{"method": "place_order", "params": suggestion.action.params, "session_id": s.id}]
     [position] = rt.portfolio(s.id).positions
     assert Decimal(position.size) == Decimal(str(suggestion.action.params["size"]))
+
+
+RAW = """
+import json
+
+def run(agent):
+    tx = {"network": agent.settings["network"], "message": "pay the invoice",
+          "request": {"to_address": "0x" + "11" * 20, "data": "0x", "value": "1000"}}
+    for answer in (agent.sign_and_send(tx),
+                   agent.sign_message({"messageType": "eip191", "data": {"message": "gm"}, "chainId": 1})):
+        agent.log("answer " + json.dumps(answer.to_dict()))
+"""
+
+
+class EvmVenue:
+    """A venue for raw EVM transactions: remembers them and answers a transaction hash."""
+
+    name = "evm"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def agent_api(self, session: Any, gateway: Any) -> Any:
+        return None
+
+    def execute(self, action: Any, wallet: Any) -> Any:
+        from tickloop.actions import Execution
+
+        self.sent.append(action)
+        return Execution(data={"txHash": "0x" + "ab" * 32} if action.method == "sign_and_send"
+                         else {"v": 27, "r": "0x1", "s": "0x2", "type": "evm"})
+
+
+def _raw_answers(run: Any) -> list[dict[str, Any]]:
+    return [json.loads(line.message[len("answer "):]) for line in run.logs if line.message.startswith("answer ")]
+
+
+def test_raw_transactions_and_messages_are_actions_routed_like_orders(make_runtime, agent_folder):
+    """sign_and_send and sign_message (Circuit's names) become actions: executed by the venue for
+    the chain family in auto mode (a clear failure when none is installed), suggestions in
+    manual mode; a malformed request fails without raising."""
+    from tickloop.registry import Backend
+
+    evm = EvmVenue()
+
+    class Plugin:
+        @tickloop.hookimpl
+        def tickloop_register_venues(self, register: Any) -> None:
+            register(Backend(name="evm", factory=lambda config: evm))
+
+    settings = {"network": {"type": "text", "default": "ethereum:8453", "description": "d"}}
+    folder = str(agent_folder(RAW, settings=settings))
+    bare = make_runtime()
+    s = bare.start_session(folder, WALLET, now=T0)
+    [run] = bare.tick(T0)
+    assert [a["error"] for a in _raw_answers(run)] == [
+        "no evm venue is installed in this runtime (installed: hyperliquid, polymarket)"] * 2
+
+    rt = make_runtime(plugins=[Plugin()], home=None)
+    auto = rt.start_session(folder, OTHER, now=T0)
+    manual = rt.start_session(str(agent_folder(RAW, name="manual", settings=settings)), OTHER, mode="manual", now=T0)
+    runs = {r.session_id: r for r in rt.tick(T0)}
+    assert [a["data"] for a in _raw_answers(runs[auto.id])] == [
+        {"txHash": "0x" + "ab" * 32}, {"v": 27, "r": "0x1", "s": "0x2", "type": "evm"}]
+    tx, message = _raw_answers(runs[manual.id])
+    assert tx["data"]["suggested"] is True and tx["data"]["details"]["network"] == "ethereum:8453"
+    assert message["data"]["suggested"] is True and message["data"]["details"]["messageType"] == "eip191"
+    assert [a.method for a in evm.sent] == ["sign_and_send", "sign_message"]  # the auto session's only
+    rt.approve(tx["data"]["suggestionId"], now=T0 + M)
+    assert [a.method for a in evm.sent][-1] == "sign_and_send" and evm.sent[-1].session_id == manual.id
+
+    bad = rt.start_session(str(agent_folder(RAW, name="bad", settings=settings)), WALLET,
+                           settings={"network": "bitcoin"}, now=T0)
+    [run] = [r for r in rt.tick(T0 + 15 * M) if r.session_id == bad.id]
+    assert _raw_answers(run)[0]["error"] == "sign_and_send: network must be 'ethereum:<chainId>' or 'solana', got 'bitcoin'"

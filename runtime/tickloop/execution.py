@@ -149,6 +149,8 @@ class RunEnvironment:
             on_log=on_log,
             on_clear_suggestions=(lambda: self.gateway(clock).suggestions.delete_pending([job.session_id], at=clock()))
             if self.config is not None else None,
+            submit=(lambda action: self.gateway(clock).submit(session, action))
+            if self.config is not None and session is not None else None,
         )
 
     def _venue_api(self, session: Session, clock: Callable[[], datetime]) -> Callable[[str], Any]:

@@ -244,7 +244,7 @@ def test_manual_suggestions_are_listed_shown_approved_once_and_refused(home, age
     assert [x["id"] for x in cli_json(home, "suggestions", "list", "--status", "pending")] == [eth]
     assert [x["id"] for x in cli_json(home, "suggestions", "list", "--status", "expired")] == [btc]
     table = cli(home, "suggestions", "list", env={"COLUMNS": "200"}, check=True).stdout
-    assert "sim/place_order" in table and "pending" in table and "expired" in table
+    assert "sim place_order coin=BTC" in table and "pending" in table and "expired" in table
     assert "sim place_order coin=ETH side=buy size=2 price=3100 type=market" in table
     shown = cli_json(home, "suggestions", "show", str(eth))
     assert (shown["status"], shown["session_id"], shown["action"]["params"]["coin"]) == ("pending", s.id, "ETH")

@@ -749,14 +749,19 @@ def suggestions_list(ctx: click.Context, session_id: int | None, status: str | N
         return
     from rich.table import Table
 
-    table = Table("id", "session", "status", "venue/method", "action", "created", "expires")
-    for column in (0, 1, 2, 3):
+    # The action (venue, method and request, long values abbreviated) gets the room left over.
+    table = Table("id", "session", "status", "created", "expires", "action")
+    for column in (0, 1, 2, 3, 4):
         table.columns[column].no_wrap = True
     for s in found:
-        table.add_row(str(s.id), str(s.session_id), _suggestion_status(s.status),
-                      f"{s.action.venue}/{s.action.method}", s.action.describe(), _when(s.created_at),
-                      _when(s.expires_at))
+        table.add_row(str(s.id), str(s.session_id), _suggestion_status(s.status), _short_when(s.created_at),
+                      _short_when(s.expires_at), s.action.describe())
     _console().print(table if found else "no suggestions")
+
+
+def _short_when(value: datetime | None) -> str:
+    """``MM-DD HH:MM`` (UTC) for tables; ``suggestions show`` has the full time."""
+    return value.astimezone(timezone.utc).strftime("%m-%d %H:%M") if value is not None else "-"
 
 
 def _compact(value: Any) -> str:

@@ -108,9 +108,7 @@ class RunEnvironment:
                     raise TickloopError("this run environment has no configuration: it cannot reach venues")
                 store = self._store
                 if store is None:
-                    url = self.config.state_url
-                    scheme = url.partition(":")[0].partition("+")[0]
-                    store = self.registry.get("store", scheme, key="state.url").factory(self.config, url)
+                    store = self.registry.open_state_store(self.config)
                     self._store, self._own_store = store, True
                 suggestions = self.registry.get("suggestions", self.config.suggestions.store,
                                                 key="suggestions.store").factory(self.config, store)
@@ -118,10 +116,7 @@ class RunEnvironment:
                                         venues=Venues(self.registry, self.config),
                                         clock=lambda: datetime.now(timezone.utc))
             gateway = self._gateway
-        if clock is None:
-            return gateway
-        return Gateway(hook=gateway.hook, config=gateway.config, store=gateway.store,
-                       suggestions=gateway.suggestions, venues=gateway.venues, clock=clock)
+        return gateway if clock is None else gateway.with_clock(clock)
 
     def close(self) -> None:
         """Close the venues this environment built, and the store it opened itself."""

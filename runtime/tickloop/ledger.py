@@ -166,5 +166,13 @@ class Book:
                 c.amount -= e.amount * price + e.fee
         return cls(cash, holdings, realized_total, fees_total)
 
+    @classmethod
+    def per_session(cls, entries: Iterable[LedgerEntry]) -> dict[int, Book]:
+        """The books of the sessions whose entries these are (one ledger read, many sessions)."""
+        by_session: dict[int, list[LedgerEntry]] = {}
+        for entry in entries:
+            by_session.setdefault(entry.session_id, []).append(entry)
+        return {session_id: cls.replay(found) for session_id, found in by_session.items()}
+
     def open_holdings(self) -> list[Holding]:
         return [h for h in self.holdings.values() if h.size != 0]

@@ -156,8 +156,7 @@ class Runtime:
         pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load, plugins=plugins)
         registry = Registry.from_plugin_manager(pm)
         _check_venue_tables(config, registry)
-        scheme = config.state_url.partition(":")[0].partition("+")[0]
-        store = registry.get("store", scheme, key="state.url").factory(config, config.state_url)
+        store = registry.open_state_store(config)
         try:
             memory = registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
             agents = AgentLoader()

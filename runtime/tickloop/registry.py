@@ -61,6 +61,12 @@ class Registry:
             backends[family] = found
         return cls(backends)
 
+    def open_state_store(self, config: Any) -> Any:
+        """The state store ``[state] url`` names: the backend is the URL's scheme (``sqlite``)."""
+        url = config.state_url
+        scheme = url.partition(":")[0].partition("+")[0]
+        return self.get("store", scheme, key="state.url").factory(config, url)
+
     def names(self, family: str) -> list[str]:
         return sorted(self.backends.get(family, {}))
 

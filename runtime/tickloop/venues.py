@@ -145,6 +145,11 @@ class Gateway:
         self.venues = venues
         self.clock = clock
 
+    def with_clock(self, clock: Callable[[], datetime]) -> Gateway:
+        """This gateway (same store, suggestions and venues) reading time from ``clock``."""
+        return Gateway(hook=self.hook, config=self.config, store=self.store, suggestions=self.suggestions,
+                       venues=self.venues, clock=clock)
+
     # -- the agent's path ----------------------------------------------------------------------
 
     def submit(self, session: Session, action: Action) -> Result:
@@ -215,14 +220,8 @@ class Gateway:
 
     def portfolios(self, session_ids: Iterable[int]) -> dict[int, Portfolio]:
         """Portfolios of many sessions from one ledger read (sessions with no entries are left out)."""
-        by_session: dict[int, list[LedgerEntry]] = {}
-        for entry in self.store.ledger(list(session_ids)):
-            by_session.setdefault(entry.session_id, []).append(entry)
-        out = {}
-        for session_id, entries in by_session.items():
-            book = Book.replay(entries)
-            out[session_id] = Portfolio.from_book(book, self.marks(book) if book.open_holdings() else None)
-        return out
+        return {session_id: Portfolio.from_book(book, self.marks(book) if book.open_holdings() else None)
+                for session_id, book in Book.per_session(self.store.ledger(list(session_ids))).items()}
 
     # -- unwinding -----------------------------------------------------------------------------
 
@@ -282,8 +281,7 @@ def margin_use(store: StateStore, venues: Venues, wallet: str, sessions: Sequenc
     notional = Decimal(0)
     collateral = Decimal(0)
     perp_venues: set[str] = set()
-    for session in sessions:
-        book = Book.replay(store.ledger([session.id]))
+    for book in Book.per_session(store.ledger([s.id for s in sessions])).values():
         for h in book.open_holdings():
             if h.contract == "perp":
                 notional += abs(h.size) * (h.last_price or Decimal(0))

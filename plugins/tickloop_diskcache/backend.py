@@ -37,6 +37,7 @@ from typing import Any, Iterator
 import diskcache
 
 from tickloop.memory import LIST_LIMIT, MemoryItem
+from tickloop.text import storable
 
 __all__ = ["DiskcacheMemory", "PAGE_MAX", "SETTINGS", "open_cache"]
 
@@ -134,9 +135,10 @@ class DiskcacheMemory:
     # -- the MemoryBackend methods ---------------------------------------------------------
 
     def set(self, scope: str, key: str, value: str, *, at: int) -> None:
-        _check(scope, key)
+        scope, key = _check(scope, key)
         if not isinstance(value, str):
             raise TypeError(f"memory value must be a string, got {type(value).__name__}")
+        value = storable(value)
         at = int(at)
         cache = self._cache
         with cache.transact():
@@ -159,7 +161,7 @@ class DiskcacheMemory:
                 cache.set(_name("d", scope), directory)
 
     def get(self, scope: str, key: str) -> MemoryItem | None:
-        _check(scope, key)
+        scope, key = _check(scope, key)
         stored = self._cache.get(_name("v", scope, key))
         if stored is None:
             return None
@@ -167,7 +169,7 @@ class DiskcacheMemory:
         return MemoryItem(key, value, int(at))
 
     def delete(self, scope: str, key: str) -> bool:
-        _check(scope, key)
+        scope, key = _check(scope, key)
         cache = self._cache
         with cache.transact():
             if not cache.delete(_name("v", scope, key)):
@@ -192,7 +194,7 @@ class DiskcacheMemory:
             return True
 
     def list(self, scope: str, prefix: str = "", *, limit: int = LIST_LIMIT) -> list[MemoryItem]:
-        _check(scope, prefix, what="prefix")
+        scope, prefix = _check(scope, prefix, what="prefix")
         if limit <= 0:
             return []
         # Optimistic read: pages are read one by one without a lock, which is consistent as long
@@ -211,6 +213,7 @@ class DiskcacheMemory:
     def clear(self, scope: str) -> int:
         if not isinstance(scope, str):
             raise TypeError(f"memory scope must be a string, got {type(scope).__name__}")
+        scope = storable(scope)
         cache = self._cache
         removed = 0
         with cache.transact():
@@ -256,8 +259,10 @@ class DiskcacheMemory:
         return items
 
 
-def _check(scope: Any, key: Any, *, what: str = "key") -> None:
+def _check(scope: Any, key: Any, *, what: str = "key") -> tuple[str, str]:
+    """``scope`` and ``key`` as stored: strings SQLite can encode (tickloop.text.storable)."""
     if not isinstance(scope, str):
         raise TypeError(f"memory scope must be a string, got {type(scope).__name__}")
     if not isinstance(key, str):
         raise TypeError(f"memory {what} must be a string, got {type(key).__name__}")
+    return storable(scope), storable(key)

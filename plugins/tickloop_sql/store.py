@@ -31,6 +31,7 @@ from tickloop.runs import FAILED, RUNNING, LogLine, Run
 from tickloop.schedule import Schedule
 from tickloop.sessions import OPEN_STATES, Session, State, Transition, target_state
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
+from tickloop.text import storable
 from tickloop.wallets import Wallet
 from tickloop_sql.tables import (SESSIONS_REVISION, ledger, meta, metadata, run_logs, runs, sessions,
                                  to_micros, transitions, wallet_funds, wallets)
@@ -313,12 +314,13 @@ class SqlStateStore:
             open_states = fast.open_states
             for f in finishes:
                 finished = to_micros(f.finished_at)
-                run_rows.append((finished, f.status, f.error, f.traceback, f.run_id))
+                # Driver SQL skips the columns' bind processing: apply what tables.Text does.
+                run_rows.append((finished, f.status, _storable(f.error), _storable(f.traceback), f.run_id))
                 session_rows.append((*open_states, to_micros(f.next_run_at), to_micros(f.last_scheduled_at), finished,
                                      f.session_id))
                 if f.logs:
-                    log_rows += [(f.run_id, f.session_id, seq, to_micros(line.at), line.level, line.message)
-                                 for seq, line in enumerate(f.logs)]
+                    log_rows += [(f.run_id, f.session_id, seq, to_micros(line.at), line.level,
+                                  _storable(line.message)) for seq, line in enumerate(f.logs)]
             with self._writer.begin() as conn:
                 fast.finish(conn, run_rows, log_rows, session_rows)
             return
@@ -591,6 +593,10 @@ class _FastPath:
 
 
 # -- rows to records ---------------------------------------------------------------------------
+
+
+def _storable(value: Any) -> Any:
+    return storable(value) if isinstance(value, str) else value
 
 
 def _utc(value: datetime) -> datetime:

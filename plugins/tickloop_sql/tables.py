@@ -15,8 +15,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, Table, Text,
-                        TypeDecorator, insert_sentinel)
+from sqlalchemy import JSON as _JSON
+from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, Table
+from sqlalchemy import Text as _Text
+from sqlalchemy import TypeDecorator, insert_sentinel
+
+from tickloop.store import MAX_ID
+from tickloop.text import storable, storable_data
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -47,8 +52,48 @@ class UtcMicros(TypeDecorator):
         return EPOCH + timedelta(microseconds=value)
 
 
-# Integer primary keys: BIGINT on PostgreSQL, "INTEGER PRIMARY KEY" (the rowid) on SQLite.
-Id = BigInteger().with_variant(Integer(), "sqlite")
+class Text(TypeDecorator):
+    """Text that is always storable: lone surrogates become their escapes
+    (:func:`tickloop.text.storable`), so untrusted text (agent logs and errors, settings, venue
+    answers) can never make a write fail. Stored as plain ``TEXT``. It takes the name of
+    SQLAlchemy's ``Text`` in this module on purpose: every text column, present and future, is
+    one of these."""
+
+    impl = _Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return storable(value) if isinstance(value, str) else value
+
+
+class JSON(TypeDecorator):
+    """JSON whose strings (keys and values) are storable, like :class:`Text` (and, like it,
+    named so that every JSON column is one)."""
+
+    impl = _JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return storable_data(value)
+
+
+class Id(TypeDecorator):
+    """Integer ids: BIGINT on PostgreSQL, "INTEGER PRIMARY KEY" (the rowid) on SQLite.
+
+    An id outside the 64-bit range (``tickloop.store.MAX_ID``) cannot belong to a row, and the
+    database drivers refuse it (``OverflowError``); it is bound as 0, an id no row has, so a
+    lookup of it finds nothing and the caller reports "does not exist"."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(Integer() if dialect.name == "sqlite" else BigInteger())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, int) and not -MAX_ID - 1 <= value <= MAX_ID:
+            return 0
+        return value
 
 metadata = MetaData()
 

@@ -2,7 +2,9 @@
 
 Values are strings. A session's keys live in scope ``session:<id>`` and are cleared when the
 session ends; ``shared=True`` keys live in scope ``agent:<name>``, shared by every session of
-that agent (last write wins).
+that agent (last write wins). Keys, values and prefixes reach the backend as
+:func:`tickloop.text.storable` text: a lone surrogate is kept as its ``\\udcff`` escape, the same
+way whichever backend is configured.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Callable, Protocol
 import attrs
 
 from tickloop.results import Result
+from tickloop.text import storable
 
 LIST_LIMIT = 1000
 
@@ -75,7 +78,7 @@ class Memory:
         if problem:
             return Result.fail(problem)
         try:
-            self._backend.set(self._scope(shared), key, value, at=int(self._now()))
+            self._backend.set(self._scope(shared), storable(key), storable(value), at=int(self._now()))
         except Exception as exc:  # a backend failure is a result, never an exception in agent code
             return Result.fail(f"memory set failed: {exc}")
         return Result.ok({"key": key})
@@ -85,7 +88,7 @@ class Memory:
         if problem:
             return Result.fail(problem)
         try:
-            item = self._backend.get(self._scope(shared), key)
+            item = self._backend.get(self._scope(shared), storable(key))
         except Exception as exc:
             return Result.fail(f"memory get failed: {exc}")
         if item is None:
@@ -97,14 +100,16 @@ class Memory:
         if problem:
             return Result.fail(problem)
         try:
-            self._backend.delete(self._scope(shared), key)
+            self._backend.delete(self._scope(shared), storable(key))
         except Exception as exc:
             return Result.fail(f"memory delete failed: {exc}")
         return Result.ok({"key": key})
 
     def list(self, prefix: str | None = None, shared: bool = False) -> Result:
+        if prefix is not None and not isinstance(prefix, str):
+            return Result.fail(f"memory prefix must be a string, got {type(prefix).__name__}")
         try:
-            items = self._backend.list(self._scope(shared), prefix or "", limit=LIST_LIMIT)
+            items = self._backend.list(self._scope(shared), storable(prefix or ""), limit=LIST_LIMIT)
         except Exception as exc:
             return Result.fail(f"memory list failed: {exc}")
         return Result.ok({"items": [{"key": i.key, "updated_at": i.updated_at} for i in items]})

@@ -4,6 +4,11 @@ A store is a plugin (``tickloop_register_state_stores``), chosen by the scheme o
 ``[state] url``. The built-in ``sqlite`` store keeps everything in one SQLite file (WAL); a
 PostgreSQL store implements the same interface for many nodes. Every method that writes
 commits before it returns: what it returned is durable.
+
+Ids (sessions, runs, suggestions) are positive 64-bit integers, at most :data:`MAX_ID`; a store
+answers a lookup of any other integer as of an id that does not exist (``NotFoundError``, or
+nothing found), never with a driver's overflow. Text it stores is made storable with
+:func:`tickloop.text.storable` (see that module).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from tickloop.sessions import Session, State, Transition
 from tickloop.wallets import Wallet
 
 UNCHANGED: Any = attrs.NOTHING  # "leave this column as it is"
+
+#: The largest id: SQLite's INTEGER and PostgreSQL's BIGINT are signed 64-bit.
+MAX_ID = 2**63 - 1
 
 
 @attrs.frozen

@@ -33,6 +33,7 @@ version = "1.2.3"
 """
 
 ETH_ADDRESS = "0x" + "ab" * 20
+INTERVAL = "must be a number of minutes from 0.0001 to 525600"
 SOL_ADDRESS = "So11111111111111111111111111111111111111112"
 
 
@@ -216,11 +217,18 @@ def test_setting_from_table() -> None:
     ({"allowedExecutionModes": '"auto"'}, "allowedExecutionModes", 'must be a list of modes, like ["auto", "manual"], got "auto"'),
     ({"allowedExecutionModes": '["auto", "hybrid"]'}, "allowedExecutionModes", 'unknown mode "hybrid"; allowed: "auto", "manual"'),
     ({"allowedExecutionModes": '["manual", "manual"]'}, "allowedExecutionModes", '"manual" is listed twice'),
-    ({"runtimeIntervalMinutes": "0"}, "runtimeIntervalMinutes", "must be a number of minutes greater than 0, got 0"),
-    ({"runtimeIntervalMinutes": "-1.5"}, "runtimeIntervalMinutes", "must be a number of minutes greater than 0, got -1.5"),
-    ({"runtimeIntervalMinutes": "inf"}, "runtimeIntervalMinutes", "must be a number of minutes greater than 0, got inf"),
-    ({"runtimeIntervalMinutes": "true"}, "runtimeIntervalMinutes", "must be a number of minutes, got boolean true"),
-    ({"runtimeIntervalMinutes": '"15"'}, "runtimeIntervalMinutes", 'must be a number of minutes, got "15"'),
+    ({"runtimeIntervalMinutes": "0"}, "runtimeIntervalMinutes", f"{INTERVAL}, got 0"),
+    ({"runtimeIntervalMinutes": "-1.5"}, "runtimeIntervalMinutes", f"{INTERVAL}, got -1.5"),
+    ({"runtimeIntervalMinutes": "inf"}, "runtimeIntervalMinutes", f"{INTERVAL}, got inf"),
+    ({"runtimeIntervalMinutes": "nan"}, "runtimeIntervalMinutes", f"{INTERVAL}, got nan"),
+    # Accepted before, then crashed serve at the first completion (date value out of range).
+    ({"runtimeIntervalMinutes": "1e12"}, "runtimeIntervalMinutes", f"{INTERVAL}, got 1000000000000.0"),
+    ({"runtimeIntervalMinutes": "1e300"}, "runtimeIntervalMinutes", f"{INTERVAL}, got 1e+300"),
+    ({"runtimeIntervalMinutes": str(2**63 - 1)}, "runtimeIntervalMinutes", f"{INTERVAL}, got {2**63 - 1}"),
+    ({"runtimeIntervalMinutes": "525601"}, "runtimeIntervalMinutes", f"{INTERVAL}, got 525601"),
+    ({"runtimeIntervalMinutes": "0.00001"}, "runtimeIntervalMinutes", f"{INTERVAL}, got 1e-05"),
+    ({"runtimeIntervalMinutes": "true"}, "runtimeIntervalMinutes", f"{INTERVAL}, got true"),
+    ({"runtimeIntervalMinutes": '"15"'}, "runtimeIntervalMinutes", f'{INTERVAL}, got "15"'),
     ({"drop": ("runtimeIntervalMinutes",)}, "runtimeIntervalMinutes", "required key is missing"),
     ({"version": '"1.0"'}, "version", 'must be a semantic version major.minor.patch (like "1.0.0"), got "1.0"'),
     ({"version": '"v1.0.0"'}, "version", 'must be a semantic version major.minor.patch (like "1.0.0"), got "v1.0.0"'),

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Mapping, get_args, get_origin
+from typing import Any, Callable, Literal, Mapping, get_args, get_origin
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
-from tickloop.errors import ConfigError, Problem
+from tickloop.errors import ConfigError, InputError, Problem
+from tickloop.files import parse_toml, read_text
+from tickloop.ranges import MAX_RAW_AMOUNT, Range, show
 
 CONFIG_NAME = "tickloop.toml"
 ENV_PREFIX = "TICKLOOP_"
@@ -29,18 +32,32 @@ def default_home() -> Path:
     return Path(os.environ.get("TICKLOOP_HOME") or Path.home() / ".tickloop")
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name}: must be greater than 0, got {value}")
+#: The range of every number key, by ``section.key`` (docs/guide.md's configuration table).
+NUMBER_RANGES: dict[str, Range] = {
+    "runtime.workers": Range(1, 256, whole=True),
+    "runtime.run_timeout_seconds": Range(0, 7 * 86_400, above=True),  # a week
+    "runtime.misfire_grace_seconds": Range(0, 365 * 86_400, above=True),  # a year
+    "routing.manual_above_usd": Range(0, 1e12),
+    "wallets.margin_warning": Range(0, 1, above=True),
+    "api.port": Range(0, 65_535, whole=True),  # 0: any free port
+}
+
+
+def _number(key: str, default: float | None) -> Any:
+    """A number field checked against ``NUMBER_RANGES[key]`` (None allowed when that is the
+    default), when read from the file and when built in Python."""
+    checked = NUMBER_RANGES[key]
+    validator = attrs.validators.optional(checked) if default is None else checked
+    return attrs.field(default=default, validator=validator, metadata={"range": checked})
 
 
 @attrs.frozen
 class RuntimeSection:
     executor: str = "process"
-    workers: int = attrs.field(default=4, validator=_positive)
-    run_timeout_seconds: float = attrs.field(default=300.0, validator=_positive)
+    workers: int = _number("runtime.workers", 4)
+    run_timeout_seconds: float = _number("runtime.run_timeout_seconds", 300.0)
     missed_runs: Literal["coalesce", "skip"] = "coalesce"
-    misfire_grace_seconds: float = attrs.field(default=60.0, validator=_positive)
+    misfire_grace_seconds: float = _number("runtime.misfire_grace_seconds", 60.0)
 
 
 @attrs.frozen
@@ -67,36 +84,33 @@ class SuggestionsSection:
     store: str = "sql"
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name}: must be 0 or more, got {value}")
-
-
 @attrs.frozen
 class RoutingSection:
     # The example router (plugin "notional-guard"): suggest instead of execute any action worth
     # more than this many USD, even in auto mode. Unset: the guard does nothing.
-    manual_above_usd: float | None = attrs.field(default=None, validator=_non_negative)
+    manual_above_usd: float | None = _number("routing.manual_above_usd", None)
 
 
-def _digits(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if not str(value).isdigit():
-        raise ValueError(f"{attribute.name}: must be a whole number of raw units, got {value!r}")
+def _raw_amount(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    # ASCII digits, at most 78 of them: int() of a longer string is slow or refused (4300).
+    if not (value.isascii() and value.isdigit() and len(value) <= 78 and int(value) <= MAX_RAW_AMOUNT):
+        raise ValueError(f"{attribute.name}: must be a whole number of raw units from 0 to 2**256 - 1,"
+                         f" got {show(value)}")
 
 
 @attrs.frozen
 class WalletsSection:
     # What a paper wallet is funded with on first use, per starting asset, in raw units
     # (10,000 of a 6-decimal stablecoin).
-    paper_funding: str = attrs.field(default="10000000000", converter=str, validator=_digits)
+    paper_funding: str = attrs.field(default="10000000000", converter=str, validator=_raw_amount)
     # Combined margin use of one account (used / value) above which `sessions show` warns.
-    margin_warning: float = attrs.field(default=0.8, validator=_positive)
+    margin_warning: float = _number("wallets.margin_warning", 0.8)
 
 
 @attrs.frozen
 class ApiSection:
     host: str = "127.0.0.1"
-    port: int = 8377
+    port: int = _number("api.port", 8377)
     token: str = attrs.field(default="", repr=False)
 
 
@@ -126,6 +140,18 @@ class Config(Sections):
     def state_url(self) -> str:
         return self.state.url or f"sqlite:///{self.home / 'state.db'}"
 
+    def make_home(self) -> None:
+        """Create the home folder (and its parents) if missing; ConfigError naming it when that
+        cannot be done."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(Problem(str(self.home), "", "cannot be the home folder: it exists and is not a"
+                                                          " folder")) from None
+        except OSError as exc:
+            raise ConfigError(Problem(str(self.home), "", f"cannot create the home folder: {exc.strerror or exc}")) \
+                from None
+
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, home: str | os.PathLike[str] | None = None,
              env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -139,11 +165,9 @@ class Config(Sections):
         raw: dict[str, Any] = {}
         if file_path.exists():
             try:
-                raw = tomllib.loads(file_path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(Problem(str(file_path), "", f"not valid TOML: {exc}")) from None
-            except OSError as exc:
-                raise ConfigError(Problem(str(file_path), "", f"cannot read: {exc.strerror}")) from None
+                raw = parse_toml(read_text(file_path), str(file_path))
+            except InputError as exc:
+                raise ConfigError(exc.problems) from None
         elif file:
             raise ConfigError(Problem(str(file_path), "", "no such file"))
         source = str(file_path) if file_path.exists() else "environment"
@@ -173,11 +197,38 @@ class Config(Sections):
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+def _strings(value: Any, _: Any) -> list[str]:
+    # cattrs would read block = "memory" as the list of its letters.
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f'must be a list of strings, like ["memory"], got {show(value)}')
+    return list(value)
+
+
+_converter.register_structure_hook_func(lambda t: t == list[str], _strings)
+
+
+def _checked_number(checked: Range) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        # The value as written: cattrs' own int hook would turn 1.5 and true into 1.
+        reason = None if value is None else checked.problem(value)
+        if reason is not None:
+            raise ValueError(reason)
+        return value
+
+    return structure
+
+
+for _section in (RuntimeSection, RoutingSection, WalletsSection, ApiSection):
+    _converter.register_structure_hook(_section, make_dict_structure_fn(_section, _converter, **{
+        field.name: override(struct_hook=_checked_number(field.metadata["range"]))
+        for field in attrs.fields(_section) if "range" in field.metadata}))
+
+
 def _format_exception(exc: BaseException, type_: Any) -> str:
     if get_origin(type_) is Literal:
         return "must be one of " + ", ".join(repr(a) for a in get_args(type_))
-    if isinstance(exc, ValueError) and type_ is None:
-        return str(exc)  # an attrs validator's own message
+    if isinstance(exc, ValueError) and (type_ is None or str(exc).startswith("must be ")):
+        return str(exc)  # an attrs validator's or one of our hooks' own message
     return format_exception(exc, type_)
 
 
@@ -222,5 +273,5 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
 def _scalar(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
         return text

@@ -152,7 +152,7 @@ class Runtime:
         """Build a runtime from ``tickloop.toml`` (``path``, or the one in ``home``), ``TICKLOOP_*``
         variables and ``overrides``; ``plugins`` are extra plugin objects to register."""
         config = Config.load(path, home=home, overrides=overrides)
-        config.home.mkdir(parents=True, exist_ok=True)
+        config.make_home()
         pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load, plugins=plugins)
         registry = Registry.from_plugin_manager(pm)
         _check_venue_tables(config, registry)

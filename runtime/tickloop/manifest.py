@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import tomllib
 import warnings
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -29,7 +28,9 @@ from typing import Any
 import attrs
 
 from tickloop import schedule as _schedule_module
-from tickloop.errors import ManifestError, Problem, SettingsError
+from tickloop.errors import InputError, ManifestError, Problem, SettingsError
+from tickloop.files import parse_toml, read_bytes, read_text
+from tickloop.ranges import INT64_MAX, INT64_MIN, MAX_RAW_AMOUNT, Range, show
 from tickloop.schedule import Schedule
 
 MANIFEST_NAME = "circuit.toml"
@@ -83,8 +84,8 @@ _SEMVER = re.compile(
 _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SOLANA_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 _RAW_AMOUNT = re.compile(r"[0-9]+")
-_TOML_POSITION = re.compile(r"\s*\(at (line \d+, column \d+|end of document)\)$")
-_TOML_KEY_TUPLE = re.compile(r"\((?:'[^']*'(?:, )?)+,?\)")
+#: runtimeIntervalMinutes: down to 6 ms (tests run sub-second schedules), up to 365 days.
+INTERVAL_MINUTES = Range(0.0001, 525_600, unit="minutes")
 _UNSET = object()
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -221,8 +222,8 @@ def check_agent_folder(path: str | os.PathLike[str]) -> list[Problem]:
     path = Path(path)
     problems: list[Problem] = []
     _parse_path(path, problems)
-    if not path.exists():
-        return problems
+    if not (_is(path.is_dir) or _is(path.is_file)):
+        return problems  # missing, a device, a FIFO: its own problem says so
     folder = path if path.is_dir() else path.parent
     problems.extend(_check_main(folder / MAIN_NAME))
     return problems
@@ -244,62 +245,46 @@ class _Collector:
         self.problems.append(Problem(self.file, key, reason))
 
 
+def _is(test: Callable[[], bool]) -> bool:
+    """``path.is_dir()`` and friends, False where the path cannot even be looked at (a name too
+    long, a loop of links): reading it then reports why."""
+    try:
+        return test()
+    except (OSError, ValueError):
+        return False
+
+
 def _parse_path(path: Path, problems: list[Problem]) -> Manifest | None:
-    if path.is_dir():
+    if _is(path.is_dir):
         file = path / MANIFEST_NAME
-        if not file.is_file():
+        if not _is(file.is_file):
             problems.append(Problem(str(path), "", f"no {MANIFEST_NAME} in {path}"))
             return None
-    elif path.exists():
-        file = path
     else:
-        problems.append(Problem(str(path), "", "no such file or directory"))
-        return None
+        file = path
+        try:
+            if not path.exists():
+                problems.append(Problem(str(path), "", "no such file or directory"))
+                return None
+        except (OSError, ValueError):
+            pass  # a name too long, a loop of links: reading it says why
     try:
-        data = file.read_bytes()
-    except OSError as exc:
-        problems.append(Problem(str(file), "", f"cannot read: {exc.strerror or exc}"))
-        return None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(str(file), "", f"not UTF-8 text (invalid byte at offset {exc.start})"))
+        text = read_text(file)
+    except InputError as exc:
+        problems.extend(exc.problems)
         return None
     return _parse_text(text, str(file), problems)
 
 
 def _parse_text(text: str, file: str, problems: list[Problem]) -> Manifest | None:
     try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(Problem(file, "", _toml_error_reason(str(exc), text)))
+        doc = parse_toml(text, file)
+    except InputError as exc:
+        problems.extend(exc.problems)
         return None
     before = len(problems)
     manifest = _parse_document(doc, _Collector(file, problems))
     return manifest if len(problems) == before else None
-
-
-def _toml_error_reason(message: str, text: str) -> str:
-    """tomllib's message as "invalid TOML at line L, column C: ...", without Python reprs."""
-    where = ""
-    match = _TOML_POSITION.search(message)
-    if match:
-        message = message[: match.start()]
-        where = match.group(1)
-        if where == "end of document":
-            lines = text.split("\n")
-            where = f"line {len(lines)}, column {len(lines[-1]) + 1} (end of file)"
-
-    def dotted(m: re.Match[str]) -> str:
-        try:
-            parts = ast.literal_eval(m.group(0))
-        except (ValueError, SyntaxError):
-            return m.group(0)
-        return "[" + ".".join(parts) + "]" if isinstance(parts, tuple) else m.group(0)
-
-    message = _TOML_KEY_TUPLE.sub(dotted, message)
-    message = message[:1].lower() + message[1:]
-    return f"invalid TOML at {where}: {message}" if where else f"invalid TOML: {message}"
 
 
 def _parse_document(doc: dict[str, Any], out: _Collector) -> Manifest | None:
@@ -429,14 +414,11 @@ def _interval(doc: Mapping[str, Any], out: _Collector, missing: Callable[[str], 
         if not optional:
             missing(key)
         return None
-    value = doc[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        out.add(key, f"must be a number of minutes, {_got(value)}")
+    reason = INTERVAL_MINUTES.problem(doc[key])
+    if reason is not None:
+        out.add(key, reason)
         return None
-    if not math.isfinite(value) or value <= 0:
-        out.add(key, f"must be a number of minutes greater than 0, got {_show(value)}")
-        return None
-    return value
+    return doc[key]
 
 
 def _schedule(value: Any, interval: float | None, out: _Collector) -> Schedule | None:
@@ -560,6 +542,10 @@ def _starting_asset(value: Any, out: _Collector) -> StartingAsset | None:
                               f"{_got(item)}")
                 ok = False
                 continue
+            if len(item.lstrip("0")) > 78 or int(item) > MAX_RAW_AMOUNT:  # length first: int() of 5000 digits fails
+                out.add(path, f"must be at most 2**256 - 1 raw units (78 digits), got {len(item)} digits")
+                ok = False
+                continue
         elif not isinstance(item, str):
             out.add(path, f"must be a string, {_got(item)}")
             ok = False
@@ -679,7 +665,9 @@ def _check_value(kind: str, value: Any, *, options: tuple[str, ...] | None, wall
         return None if isinstance(value, bool) else f"must be true or false, {got}"
     if kind == "integer":
         if isinstance(value, int) and not isinstance(value, bool):
-            return None
+            if INT64_MIN <= value <= INT64_MAX:
+                return None
+            return f"must be an integer from {INT64_MIN} to {INT64_MAX} (64-bit), got {show(value)}"
         return f"must be an integer (a whole number), {got}"
     if kind == "number":
         if not is_number or not math.isfinite(value):
@@ -844,9 +832,9 @@ def _check_main(main: Path) -> list[Problem]:
     if not main.is_file():
         return [Problem(file, "", f"missing: an agent folder needs {MAIN_NAME} defining run(agent)")]
     try:
-        source = main.read_bytes()
-    except OSError as exc:
-        return [Problem(file, "", f"cannot read: {exc.strerror or exc}")]
+        source = read_bytes(main)
+    except InputError as exc:
+        return exc.problems
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. invalid escape sequences: not ours to report
@@ -856,6 +844,8 @@ def _check_main(main: Path) -> list[Problem]:
         return [Problem(file, "", f"syntax error at {where}: {exc.msg}")]
     except ValueError as exc:  # null bytes, undecodable source
         return [Problem(file, "", f"cannot be parsed: {exc}")]
+    except (RecursionError, MemoryError):
+        return [Problem(file, "", "cannot be parsed: nested too deeply")]
 
     bindings = _top_level_bindings(tree.body)
     problems: list[Problem] = []

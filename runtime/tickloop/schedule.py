@@ -90,6 +90,11 @@ _HOUR_US = 3_600_000_000
 #: Upper bound on candidates examined by one search (cron matches, dropped DST repeats).
 MAX_STEPS = 1000
 
+#: The next run of a series whose next point lies past the last datetime Python represents
+#: (the year 9999): the session is not run again unless its schedule changes. Manifests cannot
+#: ask for such an interval (at most a year); this keeps a run's completion from failing on one.
+NEVER = datetime.max.replace(tzinfo=UTC)
+
 
 class ScheduleError(TickloopError, ValueError):
     """A schedule that cannot be evaluated (see :func:`validate` for the reasons)."""
@@ -111,11 +116,11 @@ class Schedule:
 
     @classmethod
     def rolling(cls, minutes: float) -> Schedule:
-        return cls("rolling", interval=timedelta(minutes=minutes))
+        return cls("rolling", interval=_delta(minutes=minutes))
 
     @classmethod
     def fixed(cls, minutes: float) -> Schedule:
-        return cls("fixed", interval=timedelta(minutes=minutes))
+        return cls("fixed", interval=_delta(minutes=minutes))
 
     @classmethod
     def from_cron(cls, expression: str, timezone: str = "UTC") -> Schedule:
@@ -154,7 +159,7 @@ class Schedule:
             tz = "UTC"
         if not isinstance(tz, str):
             raise ScheduleError(f"timezone must be a string, not {tz!r}")
-        interval = None if seconds is None else timedelta(seconds=seconds)
+        interval = None if seconds is None else _delta(seconds=seconds)
         return cls(kind, interval=interval, cron=expr, timezone=tz)
 
     # -- display -----------------------------------------------------------------------------
@@ -168,6 +173,14 @@ class Schedule:
         if self.kind == "cron":
             return f"cron '{self.cron}' in {self.timezone}"
         return f"unknown schedule kind {self.kind!r}"
+
+
+def _delta(**amount: float) -> timedelta:
+    try:
+        return timedelta(**amount)
+    except OverflowError:
+        (unit, value), = amount.items()
+        raise ScheduleError(f"an interval of {value!r} {unit} is out of range") from None
 
 
 def _format_interval(interval: timedelta | None) -> str:
@@ -194,39 +207,42 @@ def next_run(schedule: Schedule, *, scheduled_at: datetime, finished_at: datetim
     rolling: ``finished_at + interval``. fixed and cron: the first boundary/match ``b`` with
     ``b > scheduled_at`` and ``b >= finished_at`` (boundaries passed during the run are skipped).
     """
-    kind = schedule.kind
-    if kind == "fixed":
-        plan = _FIXED_PLANS.get(schedule.interval)
-        if plan is None:
-            plan = _fixed_plan(schedule.interval)
-        if plan[0] is _GRID:
-            # Fast path: multiples of the step since the epoch (the step divides a day), in exact
-            # timedelta arithmetic (integer microseconds, all in C).
-            step = plan[1]
-            try:
-                b = ((scheduled_at - EPOCH) // step + 1) * step
-                f = finished_at - EPOCH
-            except TypeError:
-                _require_aware(scheduled_at, "scheduled_at")
+    try:
+        kind = schedule.kind
+        if kind == "fixed":
+            plan = _FIXED_PLANS.get(schedule.interval)
+            if plan is None:
+                plan = _fixed_plan(schedule.interval)
+            if plan[0] is _GRID:
+                # Fast path: multiples of the step since the epoch (the step divides a day), in exact
+                # timedelta arithmetic (integer microseconds, all in C).
+                step = plan[1]
+                try:
+                    b = ((scheduled_at - EPOCH) // step + 1) * step
+                    f = finished_at - EPOCH
+                except TypeError:
+                    _require_aware(scheduled_at, "scheduled_at")
+                    _require_aware(finished_at, "finished_at")
+                    raise
+                if f > b:
+                    b = -(-f // step) * step
+                return EPOCH + b
+            if finished_at > scheduled_at:
+                return _fixed_after(plan, finished_at, inclusive=True)
+            return _fixed_after(plan, scheduled_at, inclusive=False)
+        if kind == "rolling":
+            if finished_at.tzinfo is None:
                 _require_aware(finished_at, "finished_at")
-                raise
-            if f > b:
-                b = -(-f // step) * step
-            return EPOCH + b
-        if finished_at > scheduled_at:
-            return _fixed_after(plan, finished_at, inclusive=True)
-        return _fixed_after(plan, scheduled_at, inclusive=False)
-    if kind == "rolling":
-        if finished_at.tzinfo is None:
+            return (finished_at + _interval(schedule)).astimezone(UTC)
+        if kind == "cron":
+            _require_aware(scheduled_at, "scheduled_at")
             _require_aware(finished_at, "finished_at")
-        return (finished_at + _interval(schedule)).astimezone(UTC)
-    if kind == "cron":
-        _require_aware(scheduled_at, "scheduled_at")
-        _require_aware(finished_at, "finished_at")
-        if finished_at > scheduled_at:
-            return _cron_after(schedule, finished_at, inclusive=True)
-        return _cron_after(schedule, scheduled_at, inclusive=False)
-    raise ScheduleError(_bad_kind(schedule))
+            if finished_at > scheduled_at:
+                return _cron_after(schedule, finished_at, inclusive=True)
+            return _cron_after(schedule, scheduled_at, inclusive=False)
+        raise ScheduleError(_bad_kind(schedule))
+    except OverflowError:  # past the year 9999: see NEVER
+        return NEVER
 
 
 def resume_at(schedule: Schedule, *, anchor: datetime, now: datetime) -> datetime:
@@ -237,22 +253,25 @@ def resume_at(schedule: Schedule, *, anchor: datetime, now: datetime) -> datetim
     earlier than ``now``: resuming (or restarting with the ``skip`` outage policy) does not
     catch up missed runs.
     """
-    _require_aware(anchor, "anchor")
-    _require_aware(now, "now")
-    if anchor >= now:
-        if schedule.kind not in KINDS:
-            raise ScheduleError(_bad_kind(schedule))
-        return anchor.astimezone(UTC)
-    kind = schedule.kind
-    if kind == "rolling":
-        step = _interval(schedule) // _US
-        k = -(-((now - anchor) // _US) // step)
-        return (anchor + timedelta(microseconds=k * step)).astimezone(UTC)
-    if kind == "fixed":
-        return _fixed_after(_fixed_plan(schedule.interval), now, inclusive=True)
-    if kind == "cron":
-        return _cron_after(schedule, now, inclusive=True)
-    raise ScheduleError(_bad_kind(schedule))
+    try:
+        _require_aware(anchor, "anchor")
+        _require_aware(now, "now")
+        if anchor >= now:
+            if schedule.kind not in KINDS:
+                raise ScheduleError(_bad_kind(schedule))
+            return anchor.astimezone(UTC)
+        kind = schedule.kind
+        if kind == "rolling":
+            step = _interval(schedule) // _US
+            k = -(-((now - anchor) // _US) // step)
+            return (anchor + timedelta(microseconds=k * step)).astimezone(UTC)
+        if kind == "fixed":
+            return _fixed_after(_fixed_plan(schedule.interval), now, inclusive=True)
+        if kind == "cron":
+            return _cron_after(schedule, now, inclusive=True)
+        raise ScheduleError(_bad_kind(schedule))
+    except OverflowError:  # past the year 9999: see NEVER
+        return NEVER
 
 
 def upcoming(schedule: Schedule, *, after: datetime, count: int) -> list[datetime]:
@@ -266,22 +285,27 @@ def upcoming(schedule: Schedule, *, after: datetime, count: int) -> list[datetim
         raise ValueError(f"count must be >= 0, got {count}")
     kind = schedule.kind
     out: list[datetime] = []
-    if kind == "rolling":
-        interval = _interval(schedule)
-        start = after.astimezone(UTC)
-        return [start + k * interval for k in range(1, count + 1)]
-    if kind == "fixed":
-        plan = _fixed_plan(schedule.interval)
-        t = after
-        for _ in range(count):
-            t = _fixed_after(plan, t, inclusive=False)
-            out.append(t)
-        return out
-    if kind == "cron":
-        t = after
-        for _ in range(count):
-            t = _cron_after(schedule, t, inclusive=False)
-            out.append(t)
+    try:
+        if kind == "rolling":
+            interval = _interval(schedule)
+            start = after.astimezone(UTC)
+            for k in range(1, count + 1):
+                out.append(start + k * interval)
+            return out
+        if kind == "fixed":
+            plan = _fixed_plan(schedule.interval)
+            t = after
+            for _ in range(count):
+                t = _fixed_after(plan, t, inclusive=False)
+                out.append(t)
+            return out
+        if kind == "cron":
+            t = after
+            for _ in range(count):
+                t = _cron_after(schedule, t, inclusive=False)
+                out.append(t)
+            return out
+    except OverflowError:  # the points past the year 9999 are left out
         return out
     raise ScheduleError(_bad_kind(schedule))
 
@@ -538,6 +562,7 @@ __all__ = [
     "EPOCH",
     "KINDS",
     "MAX_STEPS",
+    "NEVER",
     "Kind",
     "Schedule",
     "ScheduleError",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,8 @@ from typing import Any
 
 import attrs
 
-from tickloop.errors import TickloopError
+from tickloop.errors import InputError, TickloopError
+from tickloop.files import read_text
 
 PAPER = "paper"
 ENV = "env"
@@ -57,6 +59,9 @@ KNOWN_DECIMALS: dict[tuple[str, str] | str, tuple[str, int]] = {
     "0x2791bca1f2de4661ed88a30c99a7a9449aa84174": ("USDC.e", 6),  # Polygon
     "0xdac17f958d2ee523a2206206994597c13d831ec7": ("USDT", 6),  # Ethereum
 }
+
+
+_HEX_ADDRESS = re.compile(r"[0-9a-fA-F]{40}")
 
 
 class WalletError(TickloopError):
@@ -145,30 +150,50 @@ def address_from_env(key_env: str) -> str:
         raise WalletError(f"--key-env {key_env}: the variable does not hold a hex private key") from None
 
 
-def address_from_keystore(path: str, password_env: str) -> str:
-    """The address of an Ethereum keystore file; the key is decrypted to check the password when
-    ``password_env`` is set."""
+def read_keystore(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The JSON of an Ethereum keystore file (a regular file of at most 1 MiB, with a ``crypto``
+    section); WalletError starting with ``what`` otherwise."""
+    try:
+        text = read_text(path)
+    except InputError as exc:
+        raise WalletError(f"{what}: {exc.problems[0].reason}") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise WalletError(f"{what}: not a keystore file (not JSON)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("crypto", data.get("Crypto")), dict):
+        raise WalletError(f"{what}: not an Ethereum keystore file (no crypto section)")
+    return data
+
+
+def _decrypt(data: dict[str, Any], password: str, what: str, wrong_password: str) -> Any:
     from eth_account import Account
 
     try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise WalletError(f"--keystore {path}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError:
-        raise WalletError(f"--keystore {path}: not a keystore file (not JSON)") from None
+        key = Account.decrypt(data, password)
+    except ValueError:  # eth-keyfile: "MAC mismatch"
+        raise WalletError(f"{what}: {wrong_password}") from None
+    except Exception as exc:  # a malformed crypto section: eth-keyfile raises whatever it trips on
+        raise WalletError(f"{what}: not an Ethereum keystore file tickloop can read ({type(exc).__name__})") from None
+    return Account.from_key(key)
+
+
+def address_from_keystore(path: str, password_env: str) -> str:
+    """The address of an Ethereum keystore file; the key is decrypted to check the password when
+    ``password_env`` is set."""
+    what = f"--keystore {path}"
+    data = read_keystore(path, what)
     password = os.environ.get(password_env)
     if password is None:
-        address = data.get("address") if isinstance(data, dict) else None
+        address = data.get("address")
         if not address:
-            raise WalletError(f"--keystore {path}: the file names no address and ${password_env} is not set to"
-                              " decrypt it")
+            raise WalletError(f"{what}: the file names no address and ${password_env} is not set to decrypt it")
+        if not isinstance(address, str) or not _HEX_ADDRESS.fullmatch(address.removeprefix("0x")):
+            raise WalletError(f"{what}: its address is not 40 hex digits: {address!r}")
         from eth_utils import to_checksum_address
 
-        return to_checksum_address(address)
-    try:
-        return Account.from_key(Account.decrypt(data, password)).address
-    except ValueError:
-        raise WalletError(f"--keystore {path}: ${password_env} does not decrypt this keystore") from None
+        return to_checksum_address(address if address.startswith("0x") else f"0x{address}")
+    return _decrypt(data, password, what, f"${password_env} does not decrypt this keystore").address
 
 
 @functools.lru_cache(maxsize=64)
@@ -188,14 +213,8 @@ def _load_account(address: str, kind: str, key_env: str | None, keystore: str | 
             path, password = Path(keystore or ""), os.environ.get(password_env or DEFAULT_PASSWORD_ENV)
             if password is None:
                 raise WalletError(f"wallet {address}: ${password_env} (the keystore password) is not set")
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise WalletError(f"wallet {address}: cannot read its keystore {path}: {exc.strerror}") from None
-        try:
-            account = Account.from_key(Account.decrypt(data, password))
-        except ValueError:
-            raise WalletError(f"wallet {address}: its keystore {path} does not decrypt") from None
+        what = f"wallet {address}: its keystore {path}"
+        account = _decrypt(read_keystore(path, what), password, what, "does not decrypt")
     if account.address.lower() != address.lower():
         raise WalletError(f"wallet {address}: its key belongs to {account.address}, not to this wallet")
     return account

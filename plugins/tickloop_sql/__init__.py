@@ -23,7 +23,10 @@ def _sqlite_factory(config: Config | None, url: str) -> SqlStateStore:
     # Imported on first use so loading the plugin (every CLI start) does not import SQLAlchemy.
     from tickloop_sql.sqlite import open_store
 
-    return open_store(url, base=config.home if config is not None else None)
+    if config is None:
+        return open_store(url)
+    default = config.home / "state.db" if url == config.state_url and not config.state.url else None
+    return open_store(url, base=config.home, source=str(config.path) if config.path else "config", path=default)
 
 
 @hookimpl

@@ -43,12 +43,14 @@ BUSY_TIMEOUT_SECONDS = 30.0
 MAX_SOCKET_PATH = 100
 
 
-def parse_url(url: str, *, base: Path | None = None) -> Path:
-    """The database file of ``sqlite:///PATH`` (relative paths are taken from ``base``, the
-    runtime's home); a :class:`ConfigError` on ``state.url`` for anything else."""
+def parse_url(url: str, *, base: Path | None = None, source: str = "config") -> Path:
+    """The database file of ``sqlite:///PATH``; a :class:`ConfigError` on ``state.url`` (in file
+    ``source``) for anything else. A relative PATH is taken from ``base``, the runtime's home,
+    and may not leave it (``sqlite:///../x.db`` is refused); an absolute PATH
+    (``sqlite:////abs/x.db``) is the explicit way to keep the state elsewhere."""
 
     def bad(reason: str) -> ConfigError:
-        return ConfigError(Problem("config", "state.url", reason))
+        return ConfigError(Problem(source, "state.url", reason))
 
     try:
         parsed = make_url(url)
@@ -64,18 +66,27 @@ def parse_url(url: str, *, base: Path | None = None) -> Path:
     if parsed.query:
         raise bad(f"{url!r}: query parameters are not supported; expected sqlite:///PATH")
     path = Path(parsed.database).expanduser()
-    if not path.is_absolute():
-        path = (base or Path.cwd()) / path
-    return path.absolute()
+    if path.is_absolute():
+        return path
+    home = (base or Path.cwd()).absolute()
+    # Lexically, like the user reads it: "sub/../x.db" stays in the home, "../x.db" does not.
+    resolved = Path(os.path.normpath(home / path))
+    if base is not None and not resolved.is_relative_to(Path(os.path.normpath(home))):
+        raise bad(f"{url!r}: the relative path {str(path)!r} leads out of the home folder {home} (to {resolved});"
+                  " a relative path stays inside the home, use an absolute path (sqlite:////abs/path.db) for a"
+                  " file elsewhere")
+    return resolved
 
 
-def open_store(url: str, *, base: Path | None = None) -> SqlStateStore:
-    """Open (creating it and its folder if missing) the SQLite state store at ``url``."""
-    path = parse_url(url, base=base)
+def open_store(url: str, *, base: Path | None = None, source: str = "config", path: Path | None = None) -> SqlStateStore:
+    """Open (creating it and its folder if missing) the SQLite state store at ``url``, or at
+    ``path`` when given (the default store in the home: a folder's name is not URL syntax, so a
+    home such as ``/tmp/a?b`` or ``/tmp/100%41`` is used as it is written)."""
+    path = path or parse_url(url, base=base, source=source)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(Problem("config", "state.url", f"cannot create {path.parent}: {exc.strerror}")) from None
+        raise ConfigError(Problem(source, "state.url", f"cannot create {path.parent}: {exc.strerror}")) from None
     checkpointer = WalCheckpointer(path)
     engine = make_engine(path, checkpointer)
     try:
@@ -83,7 +94,7 @@ def open_store(url: str, *, base: Path | None = None) -> SqlStateStore:
                              maintenance=checkpointer)
     except DBAPIError as exc:
         engine.dispose()
-        raise ConfigError(Problem("config", "state.url", f"cannot open {path}: {exc.orig}")) from None
+        raise ConfigError(Problem(source, "state.url", f"cannot open {path}: {exc.orig}")) from None
     except BaseException:
         engine.dispose()
         raise

@@ -63,3 +63,48 @@ def test_a_bad_environment_override_names_the_variable(tmp_path):
     (tmp_path / "tickloop.toml").write_text('[runtime]\nexecutor = "inline"\n')
     with pytest.raises(ConfigError, match=r"^TICKLOOP_RUNTIME__WORKERS: runtime.workers: must be a whole number"):
         Config.load(home=tmp_path, env={"TICKLOOP_RUNTIME__WORKERS": "lots"})
+
+
+@pytest.mark.parametrize("bad", [1.5, True, 100_000, 0, float("nan"), "4", 4.0])
+def test_workers_is_a_whole_number_in_range(tmp_path, bad):
+    """cattrs used to turn 1.5 and true into 1, and nothing bounded it (issue #8)."""
+    with pytest.raises(ConfigError, match=r"runtime\.workers: must be a whole number from 1 to 256, got "):
+        Config.load(home=tmp_path, env={}, overrides={"runtime": {"workers": bad}})
+
+
+@pytest.mark.parametrize(("section", "key", "bad"), [
+    ("runtime", "run_timeout_seconds", float("nan")), ("runtime", "run_timeout_seconds", float("inf")),
+    ("runtime", "run_timeout_seconds", 10**9), ("runtime", "misfire_grace_seconds", -1),
+    ("wallets", "margin_warning", float("nan")), ("api", "port", -1), ("api", "port", 65_536),
+    ("api", "port", True), ("routing", "manual_above_usd", float("inf")),
+])
+def test_every_number_key_refuses_values_out_of_its_range(tmp_path, section, key, bad):
+    with pytest.raises(ConfigError, match=rf"^environment: {section}\.{key}: must be a (whole )?number"):
+        Config.load(home=tmp_path, env={}, overrides={section: {key: bad}})
+
+
+def test_numbers_in_range_are_kept_as_written(tmp_path):
+    config = Config.load(home=tmp_path, env={"TICKLOOP_API__PORT": "0"}, overrides={
+        "runtime": {"workers": 256, "run_timeout_seconds": 0.5}, "routing": {"manual_above_usd": 0}})
+    assert (config.runtime.workers, config.runtime.run_timeout_seconds, config.api.port) == (256, 0.5, 0)
+    assert config.routing.manual_above_usd == 0
+
+
+def test_the_guide_lists_every_number_range():
+    """docs/guide.md's tables give the same ranges the code enforces."""
+    from pathlib import Path
+
+    from tickloop.config import NUMBER_RANGES
+    from tickloop.manifest import INTERVAL_MINUTES
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "guide.md").read_text()
+    for key, checked in [*NUMBER_RANGES.items(), ("runtimeIntervalMinutes", INTERVAL_MINUTES)]:
+        rows = [line for line in guide.splitlines() if line.startswith(f"| `{key}` | ")
+                and ("number" in line.split("|")[2])]
+        assert len(rows) == 1, key
+        cells = rows[0].split("|")
+        assert ("whole number" in cells[2]) == checked.whole, key
+        low, high = (str(int(v)) if float(v).is_integer() else str(v) for v in (checked.low, checked.high))
+        bounds = cells[3]
+        assert (f"greater than {low}" in bounds if checked.above else bounds.lstrip().startswith(low)), key
+        assert high in bounds, key

@@ -11,6 +11,7 @@ import pytest
 from croniter import croniter
 
 from tickloop.schedule import (
+    NEVER,
     Schedule,
     ScheduleError,
     first_run,
@@ -641,3 +642,49 @@ def test_cron_is_safe_across_threads():
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(series, zones))
     assert got == [expected[name] for name in zones]
+
+
+# -- the end of time (issue #8: runtimeIntervalMinutes = 1e12 crash-looped serve) --------------
+
+
+@pytest.mark.parametrize("schedule", [Schedule.rolling(1e12), Schedule.fixed(1e12),
+                                      Schedule.rolling(999_999_999 * 1440)])
+def test_a_next_run_past_the_year_9999_is_never(schedule: Schedule) -> None:
+    """next_run and resume_at return NEVER instead of raising OverflowError at a completion."""
+    late = u(9999, 12, 31, 23)
+    assert next_run(schedule, scheduled_at=late, finished_at=late) == NEVER
+    assert resume_at(schedule, anchor=late - timedelta(days=1), now=late) in (NEVER, late)
+    if schedule.kind == "rolling":
+        assert next_run(schedule, scheduled_at=t(9), finished_at=t(9)) == NEVER
+
+
+def test_upcoming_stops_at_the_end_of_time() -> None:
+    assert upcoming(Schedule.rolling(1e9), after=t(9), count=5) == [t(9) + k * timedelta(minutes=1e9)
+                                                                     for k in (1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("minutes", [1e300, float(2**63 - 1)])
+def test_an_interval_timedelta_cannot_hold_is_a_schedule_error(minutes: float) -> None:
+    with pytest.raises(ScheduleError, match="is out of range"):
+        Schedule.rolling(minutes)
+    with pytest.raises(ScheduleError, match="is out of range"):
+        Schedule.from_dict({"kind": "fixed", "interval_seconds": minutes * 60})
+
+
+def test_a_stored_schedule_beyond_the_year_9999_does_not_crash_the_completion(make_runtime, agent_folder) -> None:
+    """A session stored with a huge interval (manifests may no longer ask for one, older stores
+    may hold one) completes its run and is never due again; the runtime goes on."""
+    from sqlalchemy import update
+
+    from tickloop.testing import T0
+    from tickloop_sql.tables import sessions
+
+    rt = make_runtime()
+    session = rt.start_session(str(agent_folder()), "0x" + "ab" * 20)
+    with rt.store.engine.begin() as conn:
+        conn.execute(update(sessions).values(schedule_interval_seconds=6e13))  # 1e12 minutes
+    rt.close()
+    rt = make_runtime()
+    assert [r.status for r in rt.tick(T0)] == ["succeeded"]
+    assert rt.session(session.id).next_run_at == NEVER
+    assert rt.tick(T0 + timedelta(days=3650)) == []

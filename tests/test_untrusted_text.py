@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,16 @@ def test_out_of_range_ids_are_not_found(make_runtime, agent_folder, big: int) ->
             call(big)
     assert rt.runs(big) == [] and rt.logs(session_id=big) == [] and rt.logs(run_id=big) == []
     assert rt.suggestions(big) == []
+
+
+def test_run_once_with_a_setting_that_is_not_utf8(tickloop_home) -> None:
+    """The issue's reproduction: `tickloop run hello --once --setting greeting=$'\\xff'` (the
+    argument is the byte 0xff) runs, prints and stores the greeting escaped."""
+    from helpers import tickloop
+
+    hello = str(Path(__file__).resolve().parents[1] / "agents" / "hello")
+    proc = tickloop(tickloop_home, "run", hello, "--once", "--setting", f"greeting={LONE}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{ESCAPED}! This is run 1" in proc.stdout and "Traceback" not in proc.stderr
+    logs = tickloop(tickloop_home, "logs", "--json", check=True)
+    assert json.loads(logs.stdout)[0]["message"].startswith(f"{ESCAPED}! This is run 1")

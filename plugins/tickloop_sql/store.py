@@ -393,7 +393,7 @@ class SqlStateStore:
                "label": wallet.label}
         with self._writer.begin() as conn:
             known = conn.execute(select(wallets.c.address).where(
-                func.lower(wallets.c.address) == wallet.address.lower())).first()
+                _lower(wallets.c.address) == wallet.address.lower())).first()
             if known is not None:
                 raise TickloopError(f"wallet {known.address} is already added")
             conn.execute(insert(wallets), [row])
@@ -401,7 +401,7 @@ class SqlStateStore:
 
     def get_wallet(self, address: str) -> Wallet | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(wallets).where(func.lower(wallets.c.address) == address.lower())).first()
+            row = conn.execute(select(wallets).where(_lower(wallets.c.address) == address.lower())).first()
         return Wallet.from_row(row) if row is not None else None
 
     def list_wallets(self) -> list[Wallet]:
@@ -427,7 +427,7 @@ class SqlStateStore:
     def wallet_funds(self, address: str) -> dict[tuple[str, str], int]:
         f = wallet_funds.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(f.network, f.asset, f.amount).where(func.lower(f.address) == address.lower()))
+            rows = conn.execute(select(f.network, f.asset, f.amount).where(_lower(f.address) == address.lower()))
             return {(network, asset): int(amount) for network, asset, amount in rows}
 
     def allocated(self, address: str) -> dict[tuple[str, str], int]:
@@ -435,7 +435,7 @@ class SqlStateStore:
         out: dict[tuple[str, str], int] = {}
         with self.engine.connect() as conn:
             for network, asset, amount in conn.execute(select(s.allocation_network, s.allocation_asset, s.allocation)
-                                                       .where(func.lower(s.wallet) == address.lower(),
+                                                       .where(_lower(s.wallet) == address.lower(),
                                                               s.state.in_(_OPEN), s.allocation.is_not(None))):
                 key = (network or "", asset or "")
                 out[key] = out.get(key, 0) + int(amount)
@@ -593,6 +593,12 @@ class _FastPath:
 
 
 # -- rows to records ---------------------------------------------------------------------------
+
+
+def _lower(column: Any) -> Any:
+    """``lower(column)``, typed like the column so the value compared with it is bound as the
+    column's values are (a plain ``func.lower`` binds it untyped: no storable text)."""
+    return func.lower(column, type_=column.type)
 
 
 def _storable(value: Any) -> Any:

@@ -7,6 +7,7 @@ so ``tickloop --help`` stays fast.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import signal
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 import click
 
 from tickloop.errors import TickloopError
+from tickloop.text import storable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,11 +34,86 @@ DEV_WALLET = "0x" + "0" * 39 + "1"  # `tickloop run` needs some address; this on
 class Group(click.Group):
     """A click group that turns tickloop's user errors into one-line messages (exit 1)."""
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        _safe_output()
+        return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TickloopError as exc:
             raise click.ClickException(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click's main() handles a closed pipe (`tickloop logs | head`)
+            _internal_error(ctx, exc)
+        except Exception as exc:
+            _internal_error(ctx, exc)
+
+
+def _safe_output() -> None:
+    """Print text UTF-8 cannot encode (lone surrogates: arguments that are not UTF-8, what
+    agents logged) as its escape, ``\\udcff``, instead of failing (rich and click.echo write
+    through these streams)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            pass  # not a text stream we can reconfigure (a test runner's, a closed one)
+
+
+def _internal_error(ctx: click.Context, exc: Exception) -> None:
+    """The last resort for a bug: one line naming where the traceback went (or, with
+    ``TICKLOOP_DEBUG=1``, the traceback itself). User mistakes never get here; they are
+    TickloopErrors or click usage errors."""
+    import os
+    import tempfile
+    import traceback
+
+    if os.environ.get("TICKLOOP_DEBUG") == "1":
+        raise exc
+    text = "".join(traceback.format_exception(exc))
+    options = ctx.find_object(Options)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    where = "not saved"
+    for folder in ([options.home] if options is not None and options.home else []) + [tempfile.gettempdir()]:
+        path = os.path.join(folder, f"tickloop-error-{stamp}-{os.getpid()}.txt")
+        try:
+            with open(path, "x", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text)
+            where = f"in {path}"
+            break
+        except OSError:
+            continue
+    raise click.ClickException(f"internal error (a bug in tickloop or a plugin): {type(exc).__name__}: {exc};"
+                               f" the traceback is {where} (TICKLOOP_DEBUG=1 prints it)") from None
+
+
+class IdType(click.ParamType):
+    """A record id on the command line: a whole number from 1 to MAX_ID (ids are signed 64-bit
+    integers in every store), refused as a usage error otherwise."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from tickloop.store import MAX_ID
+
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            text = str(value).strip()
+            # Length first: int() of thousands of digits is slow, and refused past 4300.
+            number = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else 0
+        if not 1 <= number <= MAX_ID:
+            self.fail(f"{value!r} is not an id: a whole number from 1 to {MAX_ID}", param, ctx)
+        return number
+
+
+ID = IdType()
+#: --limit: how many records at most (up to tickloop.store.MAX_ID, not imported: --help stays fast).
+LIMIT = click.IntRange(1, 2**63 - 1)
 
 
 class Options:
@@ -82,8 +159,8 @@ def _when(value: datetime | None) -> str:
 def _parse_settings(values: Iterable[str]) -> dict[str, str]:
     settings: dict[str, str] = {}
     for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+        key, sep, value = storable(item).partition("=")  # stored in the session: must be storable
+        if not sep or not key.strip():
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--setting")
         settings[key.strip()] = value
     return settings
@@ -137,7 +214,7 @@ def demo(ctx: click.Context, runs: int, keep: bool, fast: bool) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Address for the HTTP API [default from [api] host: 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="Port for the HTTP API [default from [api] port].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port for the HTTP API [default from [api] port].")
 @click.option("--token", default=None, envvar="TICKLOOP_API_TOKEN",
               help="Token clients must send; required when --host is not a loopback address.")
 @click.pass_context
@@ -394,7 +471,7 @@ def _state_text(state: Any) -> str:
 
 
 @sessions.command("show")
-@click.argument("session_id", type=int)
+@click.argument("session_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
@@ -551,7 +628,7 @@ def _print_portfolio(console: Console, portfolio: Any, *, left_open: bool = Fals
 
 def _lifecycle(action: str, help_text: str) -> None:
     @sessions.command(action, help=help_text)
-    @click.argument("session_id", type=int)
+    @click.argument("session_id", type=ID)
     @click.option("--reason", default="", help="Recorded in the session's audit trail.")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_context
@@ -588,7 +665,7 @@ _lifecycle("stop", "Stop a session without unwinding (also ends an unwind waitin
 
 
 @sessions.command("unwind")
-@click.argument("session_id", type=int)
+@click.argument("session_id", type=ID)
 @click.option("--asset", "assets", multiple=True, metavar="KEY",
               help="Unwind only this position: an asset key or a coin (repeatable) [default: everything].")
 @click.option("--reason", default="", help="Recorded in the session's audit trail.")
@@ -733,10 +810,10 @@ def suggestions() -> None:
 
 
 @suggestions.command("list")
-@click.option("--session", "session_id", type=int, default=None, help="Only this session's suggestions.")
+@click.option("--session", "session_id", type=ID, default=None, help="Only this session's suggestions.")
 @click.option("--status", type=click.Choice(SUGGESTION_STATUSES), default=None,
               help="Only suggestions with this status (a pending one past its expiry is expired).")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=LIMIT, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def suggestions_list(ctx: click.Context, session_id: int | None, status: str | None, limit: int,
@@ -777,7 +854,7 @@ def _suggestion_status(status: str) -> str:
 
 
 @suggestions.command("show")
-@click.argument("suggestion_id", type=int)
+@click.argument("suggestion_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def suggestions_show(ctx: click.Context, suggestion_id: int, as_json: bool) -> None:
@@ -805,7 +882,7 @@ def suggestions_show(ctx: click.Context, suggestion_id: int, as_json: bool) -> N
 
 
 @suggestions.command("approve")
-@click.argument("suggestion_id", type=int)
+@click.argument("suggestion_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def suggestions_approve(ctx: click.Context, suggestion_id: int, as_json: bool) -> None:
@@ -829,7 +906,7 @@ def suggestions_approve(ctx: click.Context, suggestion_id: int, as_json: bool) -
 
 
 @suggestions.command("reject")
-@click.argument("suggestion_id", type=int)
+@click.argument("suggestion_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def suggestions_reject(ctx: click.Context, suggestion_id: int, as_json: bool) -> None:
@@ -851,9 +928,9 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--session", "session_id", type=int, default=None, help="Only this session's runs.")
+@click.option("--session", "session_id", type=ID, default=None, help="Only this session's runs.")
 @click.option("--status", type=click.Choice(["running", "succeeded", "failed", "timed_out", "skipped"]), default=None)
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=LIMIT, default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs_list(ctx: click.Context, session_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
@@ -875,9 +952,9 @@ def runs_list(ctx: click.Context, session_id: int | None, status: str | None, li
 
 
 @cli.command()
-@click.option("--session", "session_id", type=int, default=None, help="Only this session's lines.")
-@click.option("--run", "run_id", type=int, default=None, help="Only this run's lines.")
-@click.option("--limit", type=int, default=200, show_default=True, help="The last N lines.")
+@click.option("--session", "session_id", type=ID, default=None, help="Only this session's lines.")
+@click.option("--run", "run_id", type=ID, default=None, help="Only this run's lines.")
+@click.option("--limit", type=LIMIT, default=200, show_default=True, help="The last N lines.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def logs(ctx: click.Context, session_id: int | None, run_id: int | None, limit: int, as_json: bool) -> None:
@@ -912,6 +989,7 @@ def _blocked_plugins(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``tickloop`` script: loads plugin commands, then runs the CLI."""
+    _safe_output()
     args = sys.argv[1:] if argv is None else argv
     if not args or args in (["-h"], ["--help"], ["--version"]):
         # Help and version never load plugins, so a broken plugin cannot hide them.

@@ -19,7 +19,7 @@ from cattrs.v import format_exception
 
 from tickloop.errors import ConfigError, InputError, Problem
 from tickloop.files import parse_toml, read_text
-from tickloop.ranges import MAX_RAW_AMOUNT, Range, show
+from tickloop.ranges import Range, is_raw_amount, show
 
 CONFIG_NAME = "tickloop.toml"
 ENV_PREFIX = "TICKLOOP_"
@@ -38,7 +38,7 @@ NUMBER_RANGES: dict[str, Range] = {
     "runtime.run_timeout_seconds": Range(0, 7 * 86_400, above=True),  # a week
     "runtime.misfire_grace_seconds": Range(0, 365 * 86_400, above=True),  # a year
     "routing.manual_above_usd": Range(0, 1e12),
-    "wallets.margin_warning": Range(0, 1, above=True),
+    "wallets.margin_warning": Range(0, 1000, above=True),  # above 1: in effect, never warn
     "api.port": Range(0, 65_535, whole=True),  # 0: any free port
 }
 
@@ -92,8 +92,7 @@ class RoutingSection:
 
 
 def _raw_amount(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    # ASCII digits, at most 78 of them: int() of a longer string is slow or refused (4300).
-    if not (value.isascii() and value.isdigit() and len(value) <= 78 and int(value) <= MAX_RAW_AMOUNT):
+    if not is_raw_amount(value):
         raise ValueError(f"{attribute.name}: must be a whole number of raw units from 0 to 2**256 - 1,"
                          f" got {show(value)}")
 

@@ -33,6 +33,7 @@ from tickloop.plugins import PluginManager, make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SKIPPED, LogLine, Run
 from tickloop.portfolio import Portfolio
+from tickloop.ranges import is_raw_amount
 from tickloop.sessions import Session, State, Transition
 from tickloop.suggestions import APPROVED, EXECUTED, EXPIRED, FAILED as SUGGESTION_FAILED, PENDING, REJECTED
 from tickloop.suggestions import Suggestion, refusal
@@ -158,6 +159,7 @@ class Runtime:
         _check_venue_tables(config, registry)
         store = registry.open_state_store(config)
         try:
+            registry.get("suggestions", config.suggestions.store, key="suggestions.store")  # opened lazily: check now
             memory = registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
             agents = AgentLoader()
             environment = RunEnvironment(hook=pm.hook, memory=memory, agents=agents, config=config,
@@ -258,8 +260,9 @@ class Runtime:
         if allocation is None:
             return None
         text = str(allocation)
-        if not text.isdigit():
-            raise TickloopError(f"allocation {text!r} must be a whole number of raw units of the starting asset")
+        if not is_raw_amount(text):
+            raise TickloopError(f"allocation {text!r} must be a whole number of raw units of the starting asset"
+                                " (0 to 2**256 - 1)")
         asset = agent.manifest.startingAsset
         if asset is not None and int(text) < asset.minimum_amount:
             raise TickloopError(f"allocation {text} is below the agent's startingAsset.minimumAmount"
@@ -391,8 +394,8 @@ class Runtime:
         if not wallet.is_paper:
             raise TickloopError(f"wallet {wallet.address} is a real wallet ({wallet.key_source()}); only paper"
                                 " wallets can be funded by tickloop")
-        if not str(amount).isdigit():
-            raise TickloopError(f"amount {amount!r} must be a whole number of raw units")
+        if not is_raw_amount(str(amount)):
+            raise TickloopError(f"amount {amount!r} must be a whole number of raw units (0 to 2**256 - 1)")
         return self.store.fund_wallet(wallet.address, network, asset, int(amount))
 
     # -- suggestions ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import attrs
 from tickloop import schedule as _schedule_module
 from tickloop.errors import InputError, ManifestError, Problem, SettingsError
 from tickloop.files import parse_toml, read_bytes, read_text
-from tickloop.ranges import INT64_MAX, INT64_MIN, MAX_RAW_AMOUNT, Range, show
+from tickloop.ranges import INT64_MAX, INT64_MIN, Range, is_raw_amount, show
 from tickloop.schedule import Schedule
 
 MANIFEST_NAME = "circuit.toml"
@@ -542,7 +542,7 @@ def _starting_asset(value: Any, out: _Collector) -> StartingAsset | None:
                               f"{_got(item)}")
                 ok = False
                 continue
-            if len(item.lstrip("0")) > 78 or int(item) > MAX_RAW_AMOUNT:  # length first: int() of 5000 digits fails
+            if not is_raw_amount(item):
                 out.add(path, f"must be at most 2**256 - 1 raw units (78 digits), got {len(item)} digits")
                 ok = False
                 continue

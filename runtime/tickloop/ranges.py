@@ -62,6 +62,14 @@ class Range:
             raise ValueError(f"{attribute.name}: {reason}")
 
 
+def is_raw_amount(text: str) -> bool:
+    """Whether ``text`` is a raw amount: ASCII digits (no sign, no point) of a number from 0 to
+    :data:`MAX_RAW_AMOUNT`. (``"²".isdigit()`` is true, and ``int()`` of more than 4300 digits
+    fails: both are refused here, before any ``int()``.)"""
+    return (isinstance(text, str) and text.isascii() and text.isdigit() and len(text.lstrip("0")) <= 78
+            and int(text) <= MAX_RAW_AMOUNT)
+
+
 def show(value: Any, limit: int = 60) -> str:
     """``value`` as TOML writes it (true, nan, "text"), shortened to ``limit`` characters."""
     if isinstance(value, bool):

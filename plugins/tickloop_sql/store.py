@@ -32,6 +32,7 @@ from tickloop.schedule import Schedule
 from tickloop.sessions import OPEN_STATES, Session, State, Transition, target_state
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
 from tickloop.wallets import Wallet
+from tickloop_sql.intents import IntentsAndHolds
 from tickloop_sql.tables import (SESSIONS_REVISION, ledger, meta, metadata, run_logs, runs, sessions,
                                  to_micros, transitions, wallet_funds, wallets)
 from tickloop_sql.tables import orders as orders_table
@@ -87,7 +88,7 @@ class Maintenance(Protocol):
         """End (called on close)."""
 
 
-class SqlStateStore:
+class SqlStateStore(IntentsAndHolds):
     """The :class:`tickloop.store.StateStore` on SQLAlchemy Core (see the module docstring)."""
 
     def __init__(self, url: str, engine: Engine, *, ownership: Ownership, notifier: Notifier,
@@ -441,14 +442,7 @@ class SqlStateStore:
 
     def record_ledger(self, entries: Sequence[LedgerEntry], *, orders: Sequence[tuple[str, str, int]] = ()) -> None:
         with self._writer.begin() as conn:
-            if entries:
-                conn.execute(insert(ledger), [_ledger_row(e) for e in entries])
-            o = orders_table.c
-            for venue, order_id, session_id in orders:
-                known = conn.execute(select(o.session_id).where(o.venue == venue, o.order_id == str(order_id))).first()
-                if known is None:
-                    conn.execute(insert(orders_table), [{"venue": venue, "order_id": str(order_id),
-                                                         "session_id": session_id}])
+            book(conn, entries, orders)
 
     def ledger(self, session_ids: Sequence[int]) -> list[LedgerEntry]:
         if not session_ids:
@@ -633,6 +627,17 @@ def _session(row: Any) -> Session:
 
 
 _DECIMALS = ("amount", "price", "fee")
+
+
+def book(conn: Any, entries: Sequence[LedgerEntry], orders: Sequence[tuple[str, str, int]]) -> None:
+    """Append ledger entries and record resting orders' sessions, in the caller's transaction."""
+    if entries:
+        conn.execute(insert(ledger), [_ledger_row(e) for e in entries])
+    o = orders_table.c
+    for venue, order_id, session_id in orders:
+        known = conn.execute(select(o.session_id).where(o.venue == venue, o.order_id == str(order_id))).first()
+        if known is None:
+            conn.execute(insert(orders_table), [{"venue": venue, "order_id": str(order_id), "session_id": session_id}])
 
 
 def _ledger_row(entry: LedgerEntry) -> dict[str, Any]:

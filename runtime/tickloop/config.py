@@ -41,6 +41,8 @@ class RuntimeSection:
     run_timeout_seconds: float = attrs.field(default=300.0, validator=_positive)
     missed_runs: Literal["coalesce", "skip"] = "coalesce"
     misfire_grace_seconds: float = attrs.field(default=60.0, validator=_positive)
+    # How often serve settles what dead processes left (intents, approvals); see docs/reliability.md.
+    recovery_interval_seconds: float = attrs.field(default=60.0, validator=_positive)
 
 
 @attrs.frozen

@@ -28,11 +28,14 @@ from tickloop.agents import Agent, AgentLoader
 from tickloop.config import Config
 from tickloop.errors import ConfigError, NotFoundError, Problem, SettingsError, TickloopError
 from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.intents import Owner
 from tickloop.memory import Memory, MemoryBackend, session_scope
 from tickloop.plugins import PluginManager, make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SKIPPED, LogLine, Run
+from tickloop.safekeeping import Safekeeping
 from tickloop.portfolio import Portfolio
+from tickloop.recovery import recover
 from tickloop.sessions import Session, State, Transition
 from tickloop.suggestions import APPROVED, EXECUTED, EXPIRED, FAILED as SUGGESTION_FAILED, PENDING, REJECTED
 from tickloop.suggestions import Suggestion, refusal
@@ -111,7 +114,7 @@ def _check_venue_tables(config: Config, registry: Registry) -> None:
         raise ConfigError(problems)
 
 
-class Runtime:
+class Runtime(Safekeeping):
     """Runs agents' sessions on their schedules. Use :meth:`from_config` to build one."""
 
     def __init__(self, *, config: Config, pm: PluginManager, registry: Registry, store: StateStore,
@@ -280,7 +283,11 @@ class Runtime:
 
     def stop(self, session_id: int, now: datetime | None = None, *, reason: str = "") -> Session:
         """End the session without unwinding (also forces an unwind that waits for approvals to
-        end); its session memory is cleared and its pending suggestions are deleted."""
+        end); its session memory is cleared and its pending suggestions are deleted. Positions
+        it still holds are left on the venues, and said so in the transition's reason."""
+        left = self._left_open(session_id)
+        if left:
+            reason = f"{reason}; left open: {left}" if reason else f"left open: {left}"
         return self._transition(session_id, "stop", self._at(now), reason, next_run_at=None)
 
     def unwind(self, session_id: int, assets: Iterable[str] | None = None, now: datetime | None = None, *,
@@ -289,10 +296,18 @@ class Runtime:
 
         The unwind runs here unless another process serves the store; then that ``serve`` runs
         it (it is told at once). An unwind interrupted by a crash runs again after restart.
+        An ``assets`` entry the session holds no position in is refused (nothing changes); fills
+        a dead process left unbooked are recovered first, so the closers see them.
         """
         at = self._at(now)
+        self.store.get_session(session_id)
+        with self._pinned_to(at if now is not None or self._injected_clock else None):
+            self._after_recovery(recover(self.gateway, session_ids=[session_id]))
+        if assets is not None:
+            assets = list(assets)
+            self._check_assets(session_id, assets)
         session = self._transition(session_id, "unwind", at, reason, next_run_at=at,
-                                   unwind_assets=list(assets) if assets is not None else None)
+                                   unwind_assets=assets)
         if self._serving or not self._store_served_elsewhere():
             with self._pinned_to(at if now is not None or self._injected_clock else None):
                 self._sync()
@@ -424,9 +439,11 @@ class Runtime:
         at = self._at(now)
         gateway = self.gateway
         store = gateway.suggestions
-        decided = store.decide(suggestion_id, APPROVED, at=at)
+        decided = store.decide(suggestion_id, APPROVED, at=at, by=str(Owner.current()))
         if decided is None:
             current = store.get(suggestion_id)
+            if current.status == APPROVED:
+                raise TickloopError(self._stuck_approval(current, at))
             if current.effective_status(at) == EXPIRED and current.status == PENDING:
                 expired = store.decide(suggestion_id, EXPIRED, at=at)
                 if expired is not None:
@@ -436,7 +453,7 @@ class Runtime:
             raise TickloopError(refusal(current, at))
         session = self.store.get_session(decided.session_id)
         try:
-            execution = gateway.execute(session, decided.action)
+            execution = gateway.execute(session, decided.action, suggestion_id=suggestion_id)
         except Exception as exc:  # a venue bug: recorded as the suggestion's failure, never retried
             log.exception("executing suggestion %s failed", suggestion_id)
             result = store.finish(suggestion_id, SUGGESTION_FAILED, at=self.now(), error=f"{type(exc).__name__}: {exc}")
@@ -460,9 +477,10 @@ class Runtime:
                      suggestion=decided)
         return decided
 
-    def _continue_unwind(self, session_id: int) -> None:
+    def _continue_unwind(self, session_id: int, *, run_here: bool = True) -> None:
         """After an approval: an unwinding session whose suggestions are all executed has its
-        closers check again (they stop it once it is flat)."""
+        closers check again (they stop it once it is flat); ``run_here=False`` only schedules
+        that close run (a serve that recovered an approval runs it in its loop)."""
         session = self.store.get_session(session_id)
         if session.state is not State.UNWINDING or session.next_run_at is not None:
             return
@@ -476,7 +494,7 @@ class Runtime:
         session = self.store.update_unwind(session_id, stage="close", next_run_at=at)
         if session is None:
             return
-        if self._serving or not self._store_served_elsewhere():
+        if run_here and (self._serving or not self._store_served_elsewhere()):
             with self._pinned_to(at if self._injected_clock else None):
                 self._sync()
                 self._due.pop(session_id, None)
@@ -546,6 +564,7 @@ class Runtime:
         interrupted = self.store.recover_interrupted(at=self.now())
         for run in interrupted:
             self._notify("tickloop_run_finished", session=self.store.get_session(run.session_id), run=run)
+        self._start_safekeeping()  # before any dispatch: a re-run sees the fills recovery booked
         completed: queue.SimpleQueue[tuple[Run, Session, Future[RunOutcome]]] = queue.SimpleQueue()
         self.store.listen(self._wake.set)
         if ready is not None:
@@ -587,6 +606,7 @@ class Runtime:
                     continue
                 upcoming = self.next_due()
                 wait = IDLE_WAIT if upcoming is None else (upcoming - self._clock()).total_seconds()
+                wait = min(wait, self._check_recovery())  # work dead processes left, every interval
                 if wait > 0:
                     self._wake.wait(min(wait, IDLE_WAIT))
                 if stop.is_set():
@@ -611,7 +631,10 @@ class Runtime:
         self._open.clear()
         self._due.clear()
         self._heap.clear()
+        held = self.store.holds()  # held by reconciliation: not run until resolved (unwinds still are)
         for session in self.store.list_sessions(states=(State.RUNNING, State.UNWINDING)):
+            if session.id in held and session.state is State.RUNNING:
+                continue
             self._open[session.id] = session
             # A session in flight is rescheduled when its run completes, not here.
             if session.next_run_at is not None and session.id not in self._inflight:

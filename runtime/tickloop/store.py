@@ -13,10 +13,11 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import attrs
 
+from tickloop.intents import Intent, NewIntent
 from tickloop.ledger import LedgerEntry
 from tickloop.runs import LogLine, Run
 from tickloop.schedule import Schedule
-from tickloop.sessions import Session, State, Transition
+from tickloop.sessions import Hold, Session, State, Transition
 from tickloop.wallets import Wallet
 
 UNCHANGED: Any = attrs.NOTHING  # "leave this column as it is"
@@ -176,6 +177,38 @@ class StateStore(Protocol):
 
     def session_orders(self, session_id: int, venue: str | None = None) -> list[tuple[str, str]]:
         """``(venue, order_id)`` of the orders a session placed."""
+
+    def trading_accounts(self) -> set[tuple[str, str]]:
+        """``(wallet, venue)`` of every account sessions traded on: wallets with ledger entries
+        of a venue, orders or intents (what reconciliation compares)."""
+
+    # -- intents and holds ---------------------------------------------------------------------
+
+    def begin_intent(self, new: NewIntent) -> Intent:
+        """Record an action about to be sent (status ``sending``); committed before it returns."""
+
+    def finish_intent(self, intent_id: int, *, status: str, at: datetime, entries: Sequence[LedgerEntry] = (),
+                      orders: Sequence[tuple[str, str, int]] = (), result: Any = None,
+                      error: str | None = None) -> bool:
+        """In one transaction: move the intent ``sending`` → ``status`` (compare-and-set) and book
+        ``entries`` and resting ``orders`` as :meth:`record_ledger` does. Returns False, writing
+        nothing, when the intent was no longer ``sending`` (another process settled it)."""
+
+    def intents(self, *, status: str | None = None, session_id: int | None = None,
+                suggestion_id: int | None = None, wallet: str | None = None, venue: str | None = None,
+                after_id: int = 0, newest: bool = False, limit: int = 1000) -> list[Intent]:
+        """Intents, oldest first (``newest``: newest first), filtered (``after_id``: only newer
+        ones)."""
+
+    def hold(self, session_id: int, *, reason: str, at: datetime) -> Hold:
+        """Hold the session (or update the reason of its hold; ``since`` is kept). Changes the
+        sessions revision, so the scheduler stops running it."""
+
+    def release(self, session_id: int) -> bool:
+        """Release the session's hold; False when it was not held."""
+
+    def holds(self) -> dict[int, Hold]:
+        """Every hold, by session id."""
 
     # -- ownership and change notification -----------------------------------------------------
 

@@ -120,7 +120,7 @@ def recover_intent(gateway: Gateway, intent: Intent) -> Recovered:
         try:
             found = lookup(intent.action, wallet, intent.client_id)
         except Exception as exc:
-            log.warning("cannot ask %s about %s: %s", intent.venue, intent.describe(), exc)
+            log.info("cannot ask %s about %s: %s", intent.venue, intent.describe(), exc)
             return Recovered(intent.session_id, "pending", f"{died}; the venue could not be asked: {exc}",
                              intent.id, intent.suggestion_id)
         if found.found is Found.NOT_FOUND:
@@ -138,7 +138,7 @@ def recover_intent(gateway: Gateway, intent: Intent) -> Recovered:
     booked = f"booked {len(execution.fills)} fill(s)" + (f", {len(execution.order_ids)} resting order(s)"
                                                            if execution.order_ids else "")
     detail = booked if execution.ok else (execution.error or "failed") + (f"; {booked}" if execution.fills else "")
-    log.warning("recovered %s: %s", intent.describe(), detail)
+    log.info("recovered %s: %s", intent.describe(), detail)
     return Recovered(intent.session_id, status, detail, intent.id, intent.suggestion_id)
 
 
@@ -166,7 +166,7 @@ def settle_suggestion(gateway: Gateway, suggestion: Suggestion) -> Recovered | N
         return None  # another process finished it meanwhile
     gateway.notify("tickloop_suggestion_decided", session=gateway.store.get_session(result.session_id),
                     suggestion=result)
-    log.warning("recovered suggestion %s left approved by %s: %s", suggestion.id, who, result.status)
+    log.info("recovered suggestion %s left approved by %s: %s", suggestion.id, who, result.status)
     return Recovered(result.session_id, result.status, result.error or "executed", None, result.id)
 
 

@@ -592,6 +592,7 @@ class Runtime(Safekeeping):
             while not stop.is_set():
                 self._wake.clear()
                 self._sync()
+                until_recovery = self._check_recovery()  # work dead processes left, every interval
                 now = self.now()
                 batch = []
                 for run, session, future in self._dispatch(self._pop_due(now, SERVE_BATCH), now)[0]:
@@ -606,7 +607,7 @@ class Runtime(Safekeeping):
                     continue
                 upcoming = self.next_due()
                 wait = IDLE_WAIT if upcoming is None else (upcoming - self._clock()).total_seconds()
-                wait = min(wait, self._check_recovery())  # work dead processes left, every interval
+                wait = min(wait, until_recovery)
                 if wait > 0:
                     self._wake.wait(min(wait, IDLE_WAIT))
                 if stop.is_set():

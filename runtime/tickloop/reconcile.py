@@ -9,9 +9,8 @@ fill booked nowhere, a position opened outside tickloop, an order tickloop does 
   ledgers hold it, or held it), open sessions first; what no session explains is reported as
   **unexplained** account residue;
 - a session a difference is attributed to is **held** (:class:`tickloop.sessions.Hold`): the
-  scheduler does not run it, until the user **adopts** the venue's view (an explicit adjustment
-  entry in its ledger), **closes** the difference (the adjustment, then an order through the
-  gateway that trades it away), or a later reconciliation finds no difference.
+  scheduler does not run it, until the user **adopts** the venue's view or **closes** the
+  difference (:mod:`tickloop.adjustments`), or a later reconciliation finds no difference.
 
 A venue that cannot be reached is reported, never taken for a difference; an account with an
 order in flight (an intent ``sending``) or that changes while it is read is reported as busy.
@@ -27,13 +26,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import attrs
 
 from tickloop.actions import Fill
-from tickloop.errors import TickloopError
 from tickloop.intents import SENDING
 from tickloop.ledger import TRADES, Book, LedgerEntry
 from tickloop.recovery import RecoveryReport, recover
 
 if TYPE_CHECKING:
-    from tickloop.results import Result
     from tickloop.sessions import Hold, Session
     from tickloop.venues import Gateway
 
@@ -48,7 +45,7 @@ SETTLE_SECONDS = 0.25
 _EPSILON = Decimal("1e-9")
 
 
-def _num(value: Decimal) -> str:
+def num(value: Decimal) -> str:
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "") else text
 
@@ -103,13 +100,13 @@ class Difference:
         where = f"on account {self.wallet}"
         owners = ", ".join(str(s) for s in self.sessions)
         if self.order is not None:
-            text = (f"{self.venue} order {self.order.order_id} ({self.coin} {_num(self.order.size)}) {where} was"
+            text = (f"{self.venue} order {self.order.order_id} ({self.coin} {num(self.order.size)}) {where} was"
                     " placed by no session")
             return text + (f"; sessions trading {self.coin}: {owners}" if owners else "; run tickloop reconcile")
         if not self.sessions:
-            return f"{self.venue} {self.coin} {_num(self.size)} {where} is in no session's ledger; run tickloop reconcile"
-        return (f"{self.venue} {self.coin} {where}: the venue holds {_num(self.venue_size)}, the ledger of session(s)"
-                f" {owners} {_num(self.ledger_size)} (difference {'+' if self.size > 0 else ''}{_num(self.size)})")
+            return f"{self.venue} {self.coin} {num(self.size)} {where} is in no session's ledger; run tickloop reconcile"
+        return (f"{self.venue} {self.coin} {where}: the venue holds {num(self.venue_size)}, the ledger of session(s)"
+                f" {owners} {num(self.ledger_size)} (difference {'+' if self.size > 0 else ''}{num(self.size)})")
 
     def key(self) -> tuple[Any, ...]:
         return (self.venue, self.asset_key, self.order.order_id if self.order else None, self.size)
@@ -158,21 +155,6 @@ class Reconciliation:
     def clean(self) -> bool:
         """Every account compared and agreeing."""
         return all(a.status in (AGREES, UNSUPPORTED) for a in self.accounts)
-
-
-@attrs.frozen
-class Resolution:
-    """What ``adopt`` or ``close`` did for one session."""
-
-    session_id: int
-    resolved: tuple[Difference, ...]
-    booked: tuple[str, ...] = ()  # the adjustments and adopted orders, described
-    submitted: tuple[tuple[str, Any], ...] = ()  # (action described, its Result)
-    after: Reconciliation = Reconciliation()
-
-    @property
-    def released(self) -> bool:
-        return self.session_id in self.after.released or not self.after.for_session(self.session_id)
 
 
 # -- comparing ---------------------------------------------------------------------------------
@@ -312,95 +294,11 @@ def _apply_holds(gateway: Gateway, reports: Sequence[AccountReport], on_hold: An
     return held, released
 
 
-# -- resolving ---------------------------------------------------------------------------------
-
-
-def _selected(gateway: Gateway, session: Session, asset: str | None, settle: float) -> list[Difference]:
-    """The differences of ``session``'s accounts it may resolve (``asset``: only that one, which
-    may be unexplained residue of its wallet); refuses with the reason when there are none."""
-    recover(gateway, session_ids=[session.id])
-    reports = [compare_account(gateway, wallet, venue, settle=settle)
-               for wallet, venue in sorted(gateway.store.trading_accounts()) if wallet.lower() == session.wallet.lower()]
-    blocked = [r for r in reports if r.status in (UNREACHABLE, BUSY)]
-    if blocked:
-        raise TickloopError(f"cannot compare {blocked[0].venue} account {blocked[0].wallet} now: {blocked[0].error};"
-                            " nothing was changed")
-    found = [d for r in reports for d in r.differences]
-    mine = [d for d in found if session.id in d.sessions]
-    if asset is not None:
-        mine = [d for d in found if d.matches(asset) and (session.id in d.sessions or not d.sessions)]
-    if not mine:
-        what = f" in {asset!r}" if asset is not None else ""
-        others = "; ".join(d.describe() for d in found)
-        raise TickloopError(f"session {session.id} has no difference with the venues{what}; nothing was changed"
-                            + (f" (differences on its wallet: {others})" if others else ""))
-    return mine
-
-
-def adopt(gateway: Gateway, session: Session, asset: str | None = None, *, settle: float = SETTLE_SECONDS,
-          on_hold: Any = None) -> Resolution:
-    """Book the venue's view into ``session``'s ledger: each position difference as an
-    adjustment entry at the venue's price, each unknown open order as the session's."""
-    chosen = _selected(gateway, session, asset, settle)
-    booked = [_book(gateway, session, d, "adopted from the venue (tickloop reconcile adopt)") for d in chosen]
-    after = reconcile(gateway, wallets=[session.wallet], settle=settle, on_hold=on_hold)
-    return Resolution(session.id, tuple(chosen), tuple(booked), (), after)
-
-
-def close(gateway: Gateway, session: Session, asset: str | None = None, *, settle: float = SETTLE_SECONDS,
-          on_hold: Any = None) -> Resolution:
-    """Trade each difference away: book it (as adopt does), then submit the venue's offsetting
-    order, or the cancel of an unknown order, through the gateway (routed: manual mode makes
-    it a suggestion)."""
-    chosen = _selected(gateway, session, asset, settle)
-    actions = []
-    for d in chosen:
-        venue = gateway.venues.get(d.venue)
-        maker = getattr(venue, "cancel_action" if d.order is not None else "offset_action", None)
-        if maker is None:
-            raise TickloopError(f"the {d.venue} venue cannot build an order to close {d.coin}; adopt it instead"
-                                f" (tickloop reconcile adopt {session.id} --asset {d.asset_key}); nothing was changed")
-        try:
-            actions.append(maker(session, d.order) if d.order is not None else
-                           maker(session, attrs.evolve(d.position, size=d.size)))
-        except ValueError as exc:
-            raise TickloopError(f"cannot close {d.describe()}: {exc}; adopt it instead (tickloop reconcile adopt"
-                                f" {session.id} --asset {d.asset_key}); nothing was changed") from None
-    booked, submitted = [], []
-    for d, action in zip(chosen, actions):
-        booked.append(_book(gateway, session, d, "booked to be closed (tickloop reconcile close)"))
-        result: Result = gateway.submit(session, action)
-        submitted.append((action.describe(), result))
-    after = reconcile(gateway, wallets=[session.wallet], settle=settle, on_hold=on_hold)
-    return Resolution(session.id, tuple(chosen), tuple(booked), tuple(submitted), after)
-
-
 def _template(entry: LedgerEntry) -> Fill:
     return Fill(venue=entry.venue or "", network=entry.network, asset_key=entry.asset_key, coin=entry.coin or "",
                 size=Decimal(0), price=entry.price or Decimal(0), contract=entry.contract or "perp",
                 cash_network=entry.cash_network or "", cash_asset=entry.cash_asset or "",
                 cash_symbol=entry.cash_symbol or "USDC", cash_decimals=entry.cash_decimals or 6, meta=entry.meta)
-
-
-def _book(gateway: Gateway, session: Session, d: Difference, why: str) -> str:
-    at = gateway.clock()
-    if d.order is not None:
-        gateway.store.record_ledger([], orders=[(d.venue, d.order.order_id, session.id)])
-        return f"order {d.order.order_id} ({d.coin}) is now session {session.id}'s"
-    if d.position is None:
-        raise TickloopError(f"nothing describes {d.coin} on {d.venue} to book an adjustment for session {session.id};"
-                            " nothing was changed")
-    fill = attrs.evolve(d.position, size=d.size, fee=Decimal(0), order_id=None)
-    if d.venue_size == 0:  # described by the ledger: price it at the venue's mark when it has one
-        marks = getattr(gateway.venues.get(d.venue), "marks", None)
-        try:
-            price = marks([(fill.network, fill.asset_key)]).get((fill.network, fill.asset_key)) if marks else None
-        except Exception:
-            price = None
-        fill = attrs.evolve(fill, price=price or fill.price)
-    note = f"{why}: venue {_num(d.venue_size)}, ledgers {_num(d.ledger_size)}"
-    gateway.store.record_ledger([LedgerEntry.adjustment(session.id, session.wallet, fill, at=at, note=note)])
-    return f"{d.venue} {d.coin} {'+' if d.size > 0 else ''}{_num(d.size)} at {_num(fill.price)} ({note})"
 
 
 def hold_text(hold: Hold) -> str:

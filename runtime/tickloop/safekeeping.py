@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterable
 
-from tickloop import reconcile as reconciling
+from tickloop import adjustments, reconcile as reconciling
 from tickloop.errors import TickloopError
 from tickloop.recovery import RecoveryReport, is_dead, recover
 from tickloop.suggestions import APPROVED, EXECUTED, Suggestion, refusal
@@ -55,20 +55,20 @@ class Safekeeping:
         self._after_recovery(found.recovery)
         return found
 
-    def adopt(self, session_id: int, asset: str | None = None, now: datetime | None = None) -> reconciling.Resolution:
+    def adopt(self, session_id: int, asset: str | None = None, now: datetime | None = None) -> adjustments.Resolution:
         """Book the venue's view of the session's differences (or only ``asset``'s) into its
         ledger as adjustment entries; releases its hold when nothing else differs."""
         session = self.store.get_session(session_id)
         with self._pinned_to(self._at(now) if now is not None else None):
-            return reconciling.adopt(self.gateway, session, asset, on_hold=self._held)
+            return adjustments.adopt(self.gateway, session, asset, on_hold=self._held)
 
     def close_difference(self, session_id: int, asset: str | None = None,
-                         now: datetime | None = None) -> reconciling.Resolution:
+                         now: datetime | None = None) -> adjustments.Resolution:
         """Book the session's differences (or ``asset``'s) and submit orders that trade them
         away, routed like the agent's own (manual mode: suggestions)."""
         session = self.store.get_session(session_id)
         with self._pinned_to(self._at(now) if now is not None else None):
-            return reconciling.close(self.gateway, session, asset, on_hold=self._held)
+            return adjustments.close(self.gateway, session, asset, on_hold=self._held)
 
     def holds(self) -> dict[int, Hold]:
         """Held sessions (not run by the scheduler until reconciled), by session id."""

@@ -41,6 +41,12 @@ class RuntimeSection:
     run_timeout_seconds: float = attrs.field(default=300.0, validator=_positive)
     missed_runs: Literal["coalesce", "skip"] = "coalesce"
     misfire_grace_seconds: float = attrs.field(default=60.0, validator=_positive)
+    # How agent processes are isolated (the process executor): "auto" sandboxes them with
+    # bubblewrap when it is installed, "bwrap" requires it, "none" does not sandbox.
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    # Extra environment variables agent processes get (names or fnmatch patterns); keys and
+    # tickloop's secrets are never passed.
+    worker_env: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen

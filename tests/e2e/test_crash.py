@@ -34,7 +34,7 @@ def test_sigkill_during_a_run_loses_nothing_acknowledged(tickloop_home, agent_fo
     """After SIGKILL mid-run, every session, committed run and acknowledged memory write is there."""
     acks, mark = tmp_path / "acks", tmp_path / "mark"
     env = {"TL_ACKS": str(acks), "TL_MARK": str(mark)}
-    (tickloop_home / "tickloop.toml").write_text(f'[runtime]\nexecutor = "{executor}"\n')
+    (tickloop_home / "tickloop.toml").write_text(f'[runtime]\nexecutor = "{executor}"\nworker_env = ["TL_*"]\n')
     folder = agent_folder(WRITER, runtimeIntervalMinutes=0.005, settings=SETTINGS)  # 0.3 s
     setup = make_runtime(memory="diskcache", executor=executor)
     ids = [setup.start_session(str(folder), w, settings={"hang_at": 3 if i == 0 else 0}).id

@@ -410,15 +410,16 @@ class ProcessExecutor:
 
     def _lost(self, slot: _Slot, job: RunJob, logs: list[LogLine]) -> RunOutcome:
         """The worker's connection closed during ``job``: it died, or close() killed it."""
-        code = self._discard(slot)
+        code = self._discard(slot, ending=True)
         if self._closed:
             return RunOutcome(job.run_id, FAILED, error="executor closed while the run was in progress",
                               logs=tuple(logs))
-        return RunOutcome(job.run_id, FAILED, error=f"worker process exited with code {_code(code)}", logs=tuple(logs))
+        return RunOutcome(job.run_id, FAILED, error=f"worker process exited with code {_code(code, self.sandbox)}",
+                          logs=tuple(logs))
 
-    def _discard(self, slot: _Slot, *, graceful: bool = False) -> int | None:
-        """Stop the slot's worker (ask it to exit when ``graceful``, else terminate, then kill);
-        returns its exit code."""
+    def _discard(self, slot: _Slot, *, graceful: bool = False, ending: bool = False) -> int | None:
+        """Stop the slot's worker (ask it to exit when ``graceful``; give it a moment when it is
+        ``ending`` by itself; else terminate, then kill); returns its exit code."""
         with self._lock:
             worker, slot.worker = slot.worker, None
         if worker is None:
@@ -430,6 +431,8 @@ class ProcessExecutor:
             except Exception:
                 pass
             _wait(process, STOP_GRACE)
+        elif ending:
+            _wait(process, self.kill_grace)
         if process.poll() is None:
             _signal(worker, terminate=True)
             _wait(process, self.kill_grace)
@@ -493,12 +496,14 @@ def _signal(worker: _Worker, *, terminate: bool) -> None:
         pass  # already gone
 
 
-def _code(code: int | None) -> str:
+def _code(code: int | None, sandboxed: list[str] | None = None) -> str:
+    """An exit code for people; a signal is named (bubblewrap reports signal N as 128 + N)."""
     if code is None:
         return "unknown"
-    if code < 0:
+    number = -code if code < 0 else code - 128 if sandboxed and code > 128 else None
+    if number is not None:
         try:
-            return f"{code} ({signal.Signals(-code).name})"
+            return f"{code} ({signal.Signals(number).name})"
         except ValueError:
             pass
     return str(code)

@@ -924,7 +924,24 @@ def main(argv: list[str] | None = None) -> None:
     except TickloopError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(args=args, prog_name="tickloop")
+    try:
+        cli.main(args=args, prog_name="tickloop")
+    except SystemExit as exc:
+        _leave(exc.code)
+
+
+def _leave(code: Any) -> None:
+    """Exit with ``code``, even when threads an agent started (inline executor) still run: they
+    must not keep ``serve`` or ``run`` from ending. The runtime is closed by now."""
+    import os
+
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not lingering:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

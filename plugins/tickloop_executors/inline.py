@@ -45,6 +45,10 @@ class InlineExecutor:
         future.set_result(outcome)
         return future
 
+    def isolation(self) -> str:
+        """One line for people: how agents are isolated from the runtime."""
+        return "agents run inside the runtime process (inline executor): for agents you trust"
+
     def close(self) -> None:
         """Refuse further jobs; there is nothing to stop (every job ran to completion in submit)."""
         with self._lock:

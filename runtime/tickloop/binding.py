@@ -49,8 +49,9 @@ class RunBinding:
     def __init__(self, job: RunJob, *, memory: MemoryBackend, gateway: Callable[[], Gateway] | None,
                  venue_names: Callable[[], list[str]] | None, clock: Callable[[], datetime]) -> None:
         self.job = job
-        self.permit = job.permit or new_permit()
-        self._memory = Memory(memory, session_id=job.session_id, agent=job.agent, now=lambda: clock().timestamp())
+        self._permit = job.permit
+        self._backend = memory
+        self._memory: Memory | None = None
         self._gateway = gateway
         self._venue_names = venue_names
         self._clock = clock
@@ -61,6 +62,13 @@ class RunBinding:
     @property
     def revoked(self) -> bool:
         return self._revoked
+
+    @property
+    def permit(self) -> str:
+        """What calls over this run's channel must carry (made on first use when the job has none)."""
+        if not self._permit:
+            self._permit = new_permit()
+        return self._permit
 
     def revoke(self) -> None:
         """End the run's channel: later calls are refused."""
@@ -79,6 +87,10 @@ class RunBinding:
         if call.target is Target.MEMORY:
             if call.method not in MEMORY_METHODS:
                 raise AttributeError(f"agent.memory has no method {call.method!r}")
+            if self._memory is None:
+                clock = self._clock
+                self._memory = Memory(self._backend, session_id=self.job.session_id, agent=self.job.agent,
+                                      now=lambda: clock().timestamp())
             return getattr(self._memory, call.method)(*call.args, **call.kwargs)
         if call.target is Target.VENUE:
             return self._venue_call(call)

@@ -163,6 +163,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
 
     def ready() -> None:
         open_sessions = len(rt.sessions(states=["running", "paused", "unwinding"]))
+        isolation = getattr(rt.executor, "isolation", None)
+        if isolation is not None:
+            err.print(f"tickloop serve: {isolation()}")
         err.print(f"tickloop serve: home {rt.config.home}, {open_sessions} open session(s),"
                   f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
 

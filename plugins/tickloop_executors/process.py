@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pickle
 import queue
 import signal
 import socket
@@ -393,9 +394,9 @@ class ProcessExecutor:
             except Exception as exc:  # bad arguments from agent code end here, never in the runtime
                 reply = ("reply", call_id, "ok", Result.fail(f"{call.describe()} failed: {type(exc).__name__}: {exc}"))
         try:
-            data = ForkingPickler.dumps(reply)
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
-            data = ForkingPickler.dumps(("reply", call_id, "ok", Result.fail(f"the answer cannot be sent: {exc}")))
+            data = pickle.dumps(("reply", call_id, "ok", Result.fail(f"the answer cannot be sent: {exc}")))
         worker.conn.send_bytes(data)
 
     def _hidden(self, job: RunJob) -> str | None:

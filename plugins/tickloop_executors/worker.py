@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
+import pickle
 import signal
 import sys
 import threading
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Callable
 
 from tickloop.channel import Call
 from tickloop.results import Result
@@ -39,54 +39,90 @@ class PipeChannel:
 
 
 class Worker:
-    """One connection to the runtime: a reader thread routes replies to the threads that asked
-    and jobs to the main thread, so agent threads may call the runtime concurrently."""
+    """One connection to the runtime, shared by the main thread (jobs) and any thread of agent
+    code (calls). Whichever thread waits first reads the connection and hands out what it reads
+    (replies to the threads that asked, jobs to the main thread) until its own wait is over, then
+    passes the reading on: a single-threaded agent's call costs no thread switch."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._send_lock = threading.Lock()
+        self._jobs: list[Any] = []
+        self._answers: dict[int, Any] = {}
+        self._waiting: set[int] = set()
         self._ids = itertools.count(1)
-        self._waiting: dict[int, list[Any]] = {}
-        self._waiting_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._state = threading.Condition()
+        self._reading = False
+        self._closed = False
 
     def send(self, message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
-            self.conn.send(message)
+            self.conn.send_bytes(data)
 
     def ask(self, run_id: int, permit: str, call: Call) -> Any:
         call_id = next(self._ids)
-        slot: list[Any] = [threading.Event(), None]
-        with self._waiting_lock:
-            self._waiting[call_id] = slot
+        with self._state:
+            self._waiting.add(call_id)
         try:
             self.send(("call", run_id, permit, call_id, call))
         except Exception as exc:  # an argument that cannot be sent: the agent's mistake
-            with self._waiting_lock:
-                self._waiting.pop(call_id, None)
+            with self._state:
+                self._waiting.discard(call_id)
             return Result.fail(f"{call.describe()}: the arguments cannot be sent to the runtime: {exc}")
-        slot[0].wait()
-        status, value = slot[1]
+        self._wait(lambda: call_id in self._answers)
+        with self._state:
+            status, value = self._answers.pop(call_id, ("closed", None))
         if status == "attr":
             raise AttributeError(value)
+        if status == "closed":
+            return Result.fail(f"{call.describe()}: the runtime went away")
         return value
 
-    def read(self) -> None:
-        """The reader thread: until the runtime goes away or says stop."""
+    def next_job(self) -> Any:
+        """The next message for the main thread: ``("run", job)`` or ``("stop",)``."""
+        self._wait(lambda: bool(self._jobs))
+        with self._state:
+            return self._jobs.pop(0)
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        with self._state:
+            while not ready():
+                if not self._reading:
+                    self._reading = True
+                    break
+                self._state.wait()
+            else:
+                return
         try:
             while True:
-                message = self.conn.recv()
-                if message[0] == "reply":
-                    with self._waiting_lock:
-                        slot = self._waiting.pop(message[1], None)
-                    if slot is not None:
-                        slot[1] = (message[2], message[3])
-                        slot[0].set()
-                else:
-                    self.jobs.put(message)
-        except (EOFError, OSError):
-            pass
-        self.jobs.put(("stop",))
+                try:
+                    message = self.conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                with self._state:
+                    self._hand_out(message)
+                    if ready():
+                        return
+        finally:
+            with self._state:
+                self._reading = False
+                self._state.notify_all()  # another waiter may take the reading over
+
+    def _hand_out(self, message: Any) -> None:
+        """Called with the state lock held."""
+        if message is None:  # the runtime went away: every wait ends
+            self._closed = True
+            self._answers.update({call_id: ("closed", None) for call_id in self._waiting})
+            self._waiting.clear()
+            self._jobs.append(("stop",))
+        elif message[0] == "reply":
+            if message[1] in self._waiting:
+                self._waiting.discard(message[1])
+                self._answers[message[1]] = (message[2], message[3])
+        else:
+            self._jobs.append(message)
+        self._state.notify_all()
 
 
 def serve(conn: Connection) -> None:
@@ -111,9 +147,8 @@ def serve(conn: Connection) -> None:
     except Exception as exc:  # reported with every job, so the runtime says why runs fail
         runner, build_error = None, exc
     worker.send(("ready", os.getpid()))
-    threading.Thread(target=worker.read, name="tickloop-worker-reader", daemon=True).start()
     while True:
-        message = worker.jobs.get()
+        message = worker.next_job()
         if message[0] != "run":
             return
         job = message[1]

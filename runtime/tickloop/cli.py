@@ -287,7 +287,8 @@ def agents_list(as_json: bool) -> None:
     table = Table("name", "version", "tagline", "schedule", "modes", "from")
     for row in rows:
         if row["error"]:
-            error = "two distributions declare this name (below)" if row["name"] in clashing else row["error"]
+            clash = clashing.get(row["name"])
+            error = f"{len(clash)} distributions declare this name (below)" if clash else row["error"]
             table.add_row(row["name"], "", f"[red]{error}[/]", "", "", row["distribution"] or "")
         else:
             table.add_row(row["name"], row["version"] or "", row["tagline"], row["schedule"], ",".join(row["modes"]),

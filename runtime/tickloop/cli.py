@@ -265,11 +265,13 @@ def agents() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def agents_list(as_json: bool) -> None:
     """List installed agents with their manifest's name, version and schedule."""
-    from tickloop.agents import AgentLoader, installed_agents
+    from tickloop.agents import AgentLoader, clashes, installed_agents
 
     loader = AgentLoader()
     rows = []
-    for info in installed_agents():
+    installed = installed_agents()
+    clashing = clashes(installed)
+    for info in installed:
         row: dict[str, Any] = {"name": info.name, "entry_point": info.value, "distribution": info.distribution,
                                "version": info.version}
         try:
@@ -281,18 +283,30 @@ def agents_list(as_json: bool) -> None:
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        _warn_clashes(clashing)
         return
     from rich.table import Table
 
     table = Table("name", "version", "tagline", "schedule", "modes", "from")
     for row in rows:
         if row["error"]:
-            table.add_row(row["name"], "", f"[red]{row['error']}[/]", "", "", row["distribution"] or "")
+            clash = clashing.get(row["name"])
+            error = f"{len(clash)} distributions declare this name (below)" if clash else row["error"]
+            table.add_row(row["name"], "", f"[red]{error}[/]", "", "", row["distribution"] or "")
         else:
             table.add_row(row["name"], row["version"] or "", row["tagline"], row["schedule"], ",".join(row["modes"]),
                           f"{row['distribution']} {row['version']}")
     console = _console()
     console.print(table if rows else "no agents installed (pip install ./agents/hello, or run a folder by path)")
+    _warn_clashes(clashing)
+
+
+def _warn_clashes(clashing: Mapping[str, Any]) -> None:
+    from tickloop.agents import clash_message
+
+    for name, found in clashing.items():
+        _console(stderr=True).print(f"warning: {clash_message(name, found)}", style="yellow", markup=False,
+                                    soft_wrap=True)
 
 
 @cli.group()

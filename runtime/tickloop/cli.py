@@ -164,6 +164,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
 
     def ready() -> None:
         open_sessions = len(rt.sessions(states=["running", "paused", "unwinding"]))
+        isolation = getattr(rt.executor, "isolation", None)
+        if isolation is not None:
+            err.print(f"tickloop serve: {isolation()}")
         err.print(f"tickloop serve: home {rt.config.home}, {open_sessions} open session(s),"
                   f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
 
@@ -263,11 +266,13 @@ def agents() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def agents_list(as_json: bool) -> None:
     """List installed agents with their manifest's name, version and schedule."""
-    from tickloop.agents import AgentLoader, installed_agents
+    from tickloop.agents import AgentLoader, clashes, installed_agents
 
     loader = AgentLoader()
     rows = []
-    for info in installed_agents():
+    installed = installed_agents()
+    clashing = clashes(installed)
+    for info in installed:
         row: dict[str, Any] = {"name": info.name, "entry_point": info.value, "distribution": info.distribution,
                                "version": info.version}
         try:
@@ -279,18 +284,30 @@ def agents_list(as_json: bool) -> None:
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        _warn_clashes(clashing)
         return
     from rich.table import Table
 
     table = Table("name", "version", "tagline", "schedule", "modes", "from")
     for row in rows:
         if row["error"]:
-            table.add_row(row["name"], "", f"[red]{row['error']}[/]", "", "", row["distribution"] or "")
+            clash = clashing.get(row["name"])
+            error = f"{len(clash)} distributions declare this name (below)" if clash else row["error"]
+            table.add_row(row["name"], "", f"[red]{error}[/]", "", "", row["distribution"] or "")
         else:
             table.add_row(row["name"], row["version"] or "", row["tagline"], row["schedule"], ",".join(row["modes"]),
                           f"{row['distribution']} {row['version']}")
     console = _console()
     console.print(table if rows else "no agents installed (pip install ./agents/hello, or run a folder by path)")
+    _warn_clashes(clashing)
+
+
+def _warn_clashes(clashing: Mapping[str, Any]) -> None:
+    from tickloop.agents import clash_message
+
+    for name, found in clashing.items():
+        _console(stderr=True).print(f"warning: {clash_message(name, found)}", style="yellow", markup=False,
+                                    soft_wrap=True)
 
 
 @cli.group()
@@ -1066,7 +1083,24 @@ def main(argv: list[str] | None = None) -> None:
     except TickloopError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(args=args, prog_name="tickloop")
+    try:
+        cli.main(args=args, prog_name="tickloop")
+    except SystemExit as exc:
+        _leave(exc.code)
+
+
+def _leave(code: Any) -> None:
+    """Exit with ``code``, even when threads an agent started (inline executor) still run: they
+    must not keep ``serve`` or ``run`` from ending. The runtime is closed by now."""
+    import os
+
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not lingering:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,12 @@ class RuntimeSection:
     misfire_grace_seconds: float = attrs.field(default=60.0, validator=_positive)
     # How often serve settles what dead processes left (intents, approvals); see docs/reliability.md.
     recovery_interval_seconds: float = attrs.field(default=60.0, validator=_positive)
+    # How agent processes are isolated (the process executor): "auto" sandboxes them with
+    # bubblewrap when it is installed, "bwrap" requires it, "none" does not sandbox.
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    # Extra environment variables agent processes get (names or fnmatch patterns); keys and
+    # tickloop's secrets are never passed.
+    worker_env: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen

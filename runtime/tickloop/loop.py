@@ -62,6 +62,8 @@ _ETH_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SOL_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 Pending = tuple[Run, Session, "Future[RunOutcome]"]
+#: a finished run: its record, session, outcome and what the store is to commit for it
+Completed = tuple[Run, Session, RunOutcome, RunFinish]
 
 
 def _utc(value: datetime) -> datetime:
@@ -543,7 +545,10 @@ class Runtime(Safekeeping):
     def _run_sessions(self, due: list[Session], at: datetime) -> list[Run]:
         """Run ``due`` now and wait for them: the skipped runs, then the finished ones."""
         pending, skipped = self._dispatch(due, at)
-        return skipped + self._complete([(run, session, _outcome(run, future)) for run, session, future in pending])
+        outcomes = [(run, session, _outcome(run, future)) for run, session, future in pending]
+        finished_at = self.now()
+        return skipped + self._complete([(run, session, outcome, self._finish(run, session, outcome, finished_at))
+                                         for run, session, outcome in outcomes])
 
     def next_due(self) -> datetime | None:
         """When the earliest scheduled run is due (None when nothing is scheduled)."""
@@ -565,28 +570,40 @@ class Runtime(Safekeeping):
         for run in interrupted:
             self._notify("tickloop_run_finished", session=self.store.get_session(run.session_id), run=run)
         self._start_safekeeping()  # before any dispatch: a re-run sees the fills recovery booked
-        completed: queue.SimpleQueue[tuple[Run, Session, Future[RunOutcome]]] = queue.SimpleQueue()
+        completed: queue.SimpleQueue[tuple[Future[RunOutcome], Completed]] = queue.SimpleQueue()
         self.store.listen(self._wake.set)
         if ready is not None:
             ready()
 
         flight: set[Future[RunOutcome]] = set()
+        # Each run is made durable the moment it finishes (an inline run before the next one
+        # starts), ahead of its group's commit: a crash loses no finished run.
+        record = getattr(self.store, "record_finished", None)
 
-        def done(run: Run, session: Session) -> Callable[[Future[RunOutcome]], None]:
-            def callback(future: Future[RunOutcome]) -> None:
-                completed.put((run, session, future))
+        def submitted(run: Run, session: Session, future: Future[RunOutcome]) -> None:
+            def callback(done: Future[RunOutcome]) -> None:
+                outcome = _outcome(run, done)
+                finish = self._finish(run, session, outcome, self.now())
+                if record is not None:
+                    try:
+                        record(finish)
+                    except Exception:  # the group commit still records it
+                        log.exception("recording run %s ahead of its commit failed", run.id)
+                completed.put((done, (run, session, outcome, finish)))
                 self._wake.set()
-            return callback
 
-        def finished_runs() -> list[tuple[Run, Session, RunOutcome]]:
+            flight.add(future)
+            future.add_done_callback(callback)
+
+        def finished_runs() -> list[Completed]:
             batch = []
             while True:
                 try:
-                    run, session, future = completed.get_nowait()
+                    future, item = completed.get_nowait()
                 except queue.Empty:
                     return batch
                 flight.discard(future)
-                batch.append((run, session, _outcome(run, future)))
+                batch.append(item)
 
         try:
             while not stop.is_set():
@@ -594,14 +611,8 @@ class Runtime(Safekeeping):
                 self._sync()
                 until_recovery = self._check_recovery()  # work dead processes left, every interval
                 now = self.now()
-                batch = []
-                for run, session, future in self._dispatch(self._pop_due(now, SERVE_BATCH), now)[0]:
-                    if future.done():  # an inline executor: already finished, no callback round trip
-                        batch.append((run, session, _outcome(run, future)))
-                    else:
-                        flight.add(future)
-                        future.add_done_callback(done(run, session))
-                batch += finished_runs()
+                self._dispatch(self._pop_due(now, SERVE_BATCH), now, submitted)
+                batch = finished_runs()
                 if batch:
                     self._complete(batch)
                     continue
@@ -616,7 +627,15 @@ class Runtime(Safekeeping):
             if flight and futures.wait(set(flight), timeout=SHUTDOWN_GRACE).not_done:
                 self.executor.close()  # resolves what is left as failed ("executor closed")
                 futures.wait(set(flight), timeout=SHUTDOWN_GRACE)
-            self._complete(finished_runs())
+            batch = finished_runs()
+            while flight:  # a future's callback queues it just after the future is done
+                try:
+                    future, item = completed.get(timeout=SHUTDOWN_GRACE)
+                except queue.Empty:
+                    break
+                flight.discard(future)
+                batch.append(item)
+            self._complete(batch)
         finally:
             self._serving = False
 
@@ -667,8 +686,12 @@ class Runtime(Safekeeping):
                 remaining -= 1
         return found
 
-    def _dispatch(self, due: list[Session], now: datetime) -> tuple[list[Pending], list[Run]]:
-        """Record the due runs as started (one transaction) and hand them to the executor.
+    def _dispatch(self, due: list[Session], now: datetime,
+                  submitted: Callable[[Run, Session, Future[RunOutcome]], None] | None = None,
+                  ) -> tuple[list[Pending], list[Run]]:
+        """Record the due runs as started (one transaction) and hand them to the executor;
+        ``submitted`` is called with each run's future as soon as it is submitted (an inline
+        run has finished by then).
 
         Returns the runs in flight and the runs recorded as skipped (missed-run policy ``skip``).
         """
@@ -722,7 +745,10 @@ class Runtime(Safekeeping):
                          wallet=session.wallet, mode=session.mode, kind=run.kind, settings=session.settings,
                          scheduled_at=run.scheduled_at, started_at=now, portfolio=portfolio, frozen_now=frozen,
                          timeout=timeout, session=session)
-            pending.append((run, session, submit(job)))
+            future = submit(job)
+            if submitted is not None:
+                submitted(run, session, future)
+            pending.append((run, session, future))
         return pending, skipped_runs
 
     def _record_skipped(self, skipped: list[tuple[RunStart, Session, datetime]], now: datetime) -> list[Run]:
@@ -743,35 +769,33 @@ class Runtime(Safekeeping):
             recorded.append(done)
         return recorded
 
-    def _complete(self, items: list[tuple[Run, Session, RunOutcome]]) -> list[Run]:
+    def _finish(self, run: Run, session: Session, outcome: RunOutcome, finished_at: datetime) -> RunFinish:
+        """What the store commits for ``run``: its outcome and the session's next run time."""
+        after = schedules.next_run(session.schedule, scheduled_at=run.scheduled_at, finished_at=finished_at) \
+            if run.kind == "run" else None
+        return RunFinish(run.id, session.id, outcome.status, finished_at, outcome.error, outcome.traceback,
+                         outcome.logs, next_run_at=after, last_scheduled_at=run.scheduled_at)
+
+    def _complete(self, items: list[Completed]) -> list[Run]:
         """Commit the outcomes and the sessions' next run times (one transaction), then reschedule."""
         if not items:
             return []
-        finished_at = self.now()
-        finishes = []
-        next_run = schedules.next_run
-        for run, session, outcome in items:
-            after = next_run(session.schedule, scheduled_at=run.scheduled_at, finished_at=finished_at) \
-                if run.kind == "run" else None
-            finishes.append(RunFinish(run.id, session.id, outcome.status, finished_at, outcome.error,
-                                      outcome.traceback, outcome.logs, next_run_at=after,
-                                      last_scheduled_at=run.scheduled_at))
-        self.store.finish_runs(finishes)
+        self.store.finish_runs([finish for _, _, _, finish in items])
         finished: list[Run] = []
-        unwound: list[tuple[Session, RunOutcome]] = []
+        unwound: list[tuple[Session, RunOutcome, datetime]] = []
         ended: list[int] = []
         open_, inflight, schedule = self._open, self._inflight, self._schedule
         run_finished = self.hook.tickloop_run_finished
         running, unwinding = State.RUNNING, State.UNWINDING
-        for (run, session, outcome), finish in zip(items, finishes):
+        for run, session, outcome, finish in items:
             session_id = session.id
             inflight.discard(session_id)
-            done = _finished(run, finished_at, outcome)
+            done = _finished(run, finish.finished_at, outcome)
             current = open_.get(session_id)
             if run.kind != "run":
-                unwound.append((session, outcome))
+                unwound.append((session, outcome, finish.finished_at))
             elif current is not None and current.state is running:
-                current = _rescheduled(current, finish.next_run_at, run.scheduled_at, finished_at)
+                current = _rescheduled(current, finish.next_run_at, run.scheduled_at, finish.finished_at)
                 open_[session_id] = current
                 schedule(session_id, finish.next_run_at)
             elif current is not None and current.state is unwinding:
@@ -787,8 +811,8 @@ class Runtime(Safekeeping):
             # The stop cleared the session's memory before this run's last writes: clear again.
             if self.store.get_session(session_id).state is State.STOPPED:
                 self.memory_backend.clear(session_scope(session_id))
-        for session, outcome in unwound:
-            self._after_unwind(session, outcome, finished_at)
+        for session, outcome, at in unwound:
+            self._after_unwind(session, outcome, at)
         return finished
 
     def _after_unwind(self, session: Session, outcome: RunOutcome, at: datetime) -> None:

@@ -122,6 +122,12 @@ class StateStore(Protocol):
         """In one transaction: each run's outcome and log lines, and its session's schedule
         (``next_run_at``, ``last_scheduled_at``, ``last_finished_at = finished_at``)."""
 
+    def record_finished(self, finish: RunFinish) -> None:
+        """Make a finished run survive a crash now, ahead of the :meth:`finish_runs` that commits
+        it with its group (the owner calls it as each run finishes; :meth:`recover_interrupted`
+        then applies it rather than marking the run interrupted). A store whose commits are
+        cheap enough may do nothing here and rely on :meth:`finish_runs`."""
+
     def get_run(self, run_id: int) -> Run:
         """The run with its log lines; :class:`tickloop.errors.NotFoundError` if there is none."""
 
@@ -134,8 +140,9 @@ class StateStore(Protocol):
         """``(run_id, line)`` pairs in the order they were logged (the last ``limit``)."""
 
     def recover_interrupted(self, *, at: datetime) -> list[Run]:
-        """Mark runs still ``running`` (their process died) as ``failed`` with an "interrupted"
-        error; returns them. Called by the owner at start-up."""
+        """Finish the runs still ``running`` whose process died: with the outcome recorded by
+        :meth:`record_finished` when there is one, else ``failed`` with an "interrupted" error;
+        returns them. Called by the owner at start-up."""
 
     # -- wallets and the ledger ----------------------------------------------------------------
 

@@ -272,3 +272,17 @@ def test_cli_unwind_reports_venue_residue_no_ledger_explains(rt, exchange, agent
     assert f"session {s.id} is stopped" in proc.stdout
     assert f"hyperliquid BTC 0.001 on account {wallet} is in no session's ledger; run tickloop reconcile" in proc.stdout
     assert account(exchange, wallet) == {"BTC": D("0.001")}
+
+
+def test_an_unwind_run_by_serve_logs_venue_residue_no_ledger_explains(rt, exchange, agent_folder):
+    """Whoever runs the unwind (serve, the CLI), its run's log says what the account holds that no
+    ledger explains, at level error, instead of ending on "nothing left"."""
+    wallet = rt.add_wallet(paper=True)
+    s = start(rt, agent_folder, wallet)
+    rt.tick(T0)
+    outside(rt, exchange, wallet).market_open("BTC", True, 0.001)
+    rt.unwind(s.id)
+    [unwind] = [r for r in rt.runs(s.id) if r.kind == "unwind"]
+    residue = [(line.level, line.message) for line in unwind.logs if line.message.startswith("venue residue: ")]
+    assert residue == [("error", f"venue residue: hyperliquid BTC 0.001 on account {wallet} is in no session's"
+                                 " ledger; run tickloop reconcile")]

@@ -644,9 +644,13 @@ def sessions_unwind(ctx: click.Context, session_id: int, assets: tuple[str, ...]
     session = rt.unwind(session_id, assets=list(assets) or None, reason=reason or "tickloop sessions unwind")
     _print_lifecycle(rt, session, as_json)
     if session.state == "stopped" and not as_json:
-        # What the venue holds that no ledger explains is not "nothing left": say so.
-        for difference in rt.reconcile(wallets=[session.wallet], hold=False).differences:
-            click.echo(f"  {difference.describe()}")
+        # What the venue holds that no ledger explains is not "nothing left": the unwind said so.
+        from tickloop.execution import VENUE_RESIDUE
+
+        last = rt.runs(session.id, limit=1)
+        for line in last[-1].logs if last else ():
+            if line.message.startswith(VENUE_RESIDUE):
+                click.echo(f"  {line.message.removeprefix(VENUE_RESIDUE)}")
 
 
 # -- wallets ------------------------------------------------------------------------------------

@@ -209,7 +209,9 @@ class RunEnvironment:
         except Exception as exc:
             log(f"closing positions failed: {type(exc).__name__}: {exc}", error=True)
             return attrs.evolve(outcome, logs=tuple(lines))
-        if session.unwind_assets is not None:
+        if session.unwind_assets is None:
+            _venue_residue(gateway, session, log)
+        else:
             held = gateway.portfolio(session.id, marked=False)
             selected = set(held.select(session.unwind_assets).positions)
             for p in held.positions:
@@ -222,6 +224,25 @@ class RunEnvironment:
             return attrs.evolve(outcome, status=FAILED, logs=tuple(lines), closed=True,
                                 error="left open: " + "; ".join(item.describe() for item in residue))
         return attrs.evolve(outcome, logs=tuple(lines), closed=True)
+
+
+#: How an unwind's log marks what the venue holds on the session's account that no ledger explains.
+VENUE_RESIDUE = "venue residue: "
+
+
+def _venue_residue(gateway: Gateway, session: Session, log: Callable[[str, bool], None]) -> None:
+    """After a full unwind, what the session's account holds that its ledgers do not explain is
+    said, never hidden behind "nothing left" (a fill booked nowhere, a position opened by hand)."""
+    from tickloop.reconcile import reconcile
+
+    try:
+        found = reconcile(gateway, wallets=[session.wallet], hold=False, settle=0.0)
+    except Exception as exc:  # the account could not be compared: say so, the unwind stands
+        log(f"{VENUE_RESIDUE}the account could not be compared with the ledgers: {exc}", True)
+        return
+    for difference in found.differences:
+        if not difference.sessions or session.id in difference.sessions:
+            log(VENUE_RESIDUE + difference.describe(), True)
 
 
 def _clock(frozen: datetime | None) -> Callable[[], datetime]:

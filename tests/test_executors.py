@@ -12,13 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import attrs
 import psutil
 import pytest
 
 import tickloop_executors
 from tickloop import hookimpl
-from tickloop.config import Config, MemorySection, RuntimeSection
-from tickloop.errors import ConfigError, UnknownAgentError
+from tickloop.agents import AgentLoader
+from tickloop.config import Config, MemorySection, PluginsSection, RuntimeSection
+from tickloop.errors import UnknownAgentError
 from tickloop.execution import RunEnvironment, RunJob, RunOutcome
 from tickloop.memory import MemoryItem
 from tickloop.plugins import NAME, PluginManager, make_plugin_manager
@@ -174,13 +176,21 @@ def test_inline_system_exit_fails_and_does_not_stop_the_runtime() -> None:
     assert "sys.exit(3)" in outcome.traceback
 
 
-def test_inline_keyboard_interrupt_propagates() -> None:
-    """KeyboardInterrupt in an agent is not swallowed: it reaches the caller."""
-    def run(agent: Any) -> None:
-        raise KeyboardInterrupt
+class Escape(BaseException):
+    """What a hostile agent raises to get past ``except Exception``."""
 
-    with pytest.raises(KeyboardInterrupt):
-        inline(probe=FunctionAgent("probe", run)).submit(make_job("probe"))
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, Escape, GeneratorExit])
+def test_inline_base_exceptions_fail_the_run_and_never_reach_the_caller(exc: type[BaseException]) -> None:
+    """KeyboardInterrupt, or any BaseException an agent raises, is the run's failure, not the runtime's."""
+    def run(agent: Any) -> None:
+        agent.log("before")
+        raise exc("stop the runtime")
+
+    outcome = inline(probe=FunctionAgent("probe", run)).submit(make_job("probe")).result(timeout=0)
+    assert outcome.status == FAILED
+    assert outcome.error == f"{exc.__name__}: stop the runtime"
+    assert [line.message for line in outcome.logs] == ["before"]
 
 
 def test_error_message_is_cleaned_and_capped() -> None:
@@ -306,16 +316,29 @@ def write_agent(tmp_path: Path) -> Callable[[str, str], str]:
 
 @pytest.fixture
 def process_config(tmp_path: Path) -> Config:
-    return Config(home=tmp_path / "home", runtime=RuntimeSection(workers=2, run_timeout_seconds=30),
-                  memory=MemorySection(backend="diskcache"))
+    home = tmp_path / "home"
+    home.mkdir()
+    return Config(home=home, runtime=RuntimeSection(workers=2, run_timeout_seconds=30),
+                  memory=MemorySection(backend="memory"))
 
 
 @pytest.fixture
-def make_pool(process_config: Config) -> Any:
+def memory() -> DictMemory:
+    """The runtime's memory backend: workers reach it through the run's channel."""
+    return DictMemory()
+
+
+def environment(memory: DictMemory) -> RunEnvironment:
+    """The runtime's side of runs, with no venues: agents, memory and the executors plugin."""
+    return RunEnvironment(hook=plugin_manager().hook, memory=memory, agents=AgentLoader())
+
+
+@pytest.fixture
+def make_pool(process_config: Config, memory: DictMemory) -> Any:
     made: list[ProcessExecutor] = []
 
     def make(config: Config = process_config, **options: Any) -> ProcessExecutor:
-        executor = ProcessExecutor(config, **options)
+        executor = ProcessExecutor(config, environment(memory), **options)
         made.append(executor)
         return executor
 
@@ -324,14 +347,9 @@ def make_pool(process_config: Config) -> Any:
         executor.close()
 
 
-def memory_backend(config: Config) -> Any:
-    registry = Registry.from_plugin_manager(make_plugin_manager(autoload=False))
-    return registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
-
-
-def test_process_success_with_logs_and_memory(make_pool: Any, process_config: Config,
+def test_process_success_with_logs_and_memory(make_pool: Any, memory: DictMemory,
                                               write_agent: Callable[[str, str], str]) -> None:
-    """A run in a worker succeeds with its logs, and its memory writes are visible to the parent."""
+    """A run in a worker succeeds with its logs; its memory writes reach the runtime's backend."""
     ref = write_agent("writer", """
         import os
 
@@ -345,14 +363,9 @@ def test_process_success_with_logs_and_memory(make_pool: Any, process_config: Co
     assert outcome.status == SUCCEEDED, outcome
     assert outcome.run_id == 11
     assert [(line.level, line.message) for line in outcome.logs] == [("info", "in a worker")]
-    memory = memory_backend(process_config)
-    try:
-        pid = memory.get("session:4", "pid")
-        assert pid is not None and int(pid.value) != os.getpid()
-        assert int(pid.value) in pool.pids()
-        assert memory.get("agent:writer", "note").value == "shared"
-    finally:
-        memory.close()
+    pid = memory.get("session:4", "pid")
+    assert pid is not None and int(pid.value) != os.getpid()
+    assert memory.get("agent:writer", "note").value == "shared"
 
 
 def test_process_exception_fails_with_traceback(make_pool: Any, write_agent: Callable[[str, str], str]) -> None:
@@ -459,20 +472,6 @@ def wait_running(future: Any) -> None:
         time.sleep(0.005)
 
 
-def helper_processes() -> set[int]:
-    """multiprocessing's own long-lived helpers (the fork server, the resource tracker): direct
-    children of this process (workers are the fork server's children and share its command line)."""
-    found = set()
-    for child in psutil.Process().children():
-        try:
-            cmdline = " ".join(child.cmdline())
-        except psutil.Error:
-            continue
-        if "multiprocessing.forkserver" in cmdline or "multiprocessing.resource_tracker" in cmdline:
-            found.add(child.pid)
-    return found
-
-
 def live_children() -> set[int]:
     alive = set()
     for child in psutil.Process().children(recursive=True):
@@ -481,10 +480,10 @@ def live_children() -> set[int]:
                 alive.add(child.pid)
         except psutil.NoSuchProcess:
             pass
-    return alive - helper_processes()
+    return alive
 
 
-def test_process_close_leaves_no_child_processes(process_config: Config,
+def test_process_close_leaves_no_child_processes(process_config: Config, memory: DictMemory,
                                                  write_agent: Callable[[str, str], str]) -> None:
     """close() stops every worker (idle and busy) and driver thread promptly."""
     ref = write_agent("mixed", """
@@ -495,7 +494,7 @@ def test_process_close_leaves_no_child_processes(process_config: Config,
                 time.sleep(1000)
     """)
     before = live_children()
-    pool = ProcessExecutor(process_config)  # 2 workers
+    pool = ProcessExecutor(process_config, environment(memory))  # 2 workers
     pool.start()
     workers = set(pool.pids())
     assert len(workers) == 2 and workers <= live_children()
@@ -530,28 +529,31 @@ def test_process_close_fails_pending_jobs(make_pool: Any, write_agent: Callable[
     assert (second.run_id, second.status, second.error) == (2, FAILED, "executor closed before the run started")
 
 
-def custom_environment(config: Config) -> RunEnvironment:
-    """A worker environment whose agents log an extra line (module-level, so workers can unpickle it)."""
-    class Marker:
-        @hookimpl(wrapper=True)
-        def tickloop_run_call(self, context: Any) -> Any:
-            context.log(f"built by custom_environment for {config.home.name}")
-            return (yield)
+MARKER_PLUGIN = """
+from tickloop import hookimpl
 
-    environment = RunEnvironment.from_config(config)
-    environment.hook = make_plugin_manager(autoload=False, plugins=[Marker()]).hook
-    return environment
+@hookimpl(wrapper=True)
+def tickloop_run_call(context):
+    context.log("wrapped by marker_plugin")
+    return (yield)
+"""
 
 
-def test_process_worker_environment_is_injectable(make_pool: Any, write_agent: Callable[[str, str], str]) -> None:
-    """Workers build their environment with the ``build_environment`` callable they are given."""
+def test_process_workers_load_the_configured_plugins(make_pool: Any, process_config: Config, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     write_agent: Callable[[str, str], str]) -> None:
+    """A ``[plugins] load`` module is registered in the workers, so its run wrapper runs there."""
+    (tmp_path / "plugin_src").mkdir()
+    (tmp_path / "plugin_src" / "marker_plugin.py").write_text(MARKER_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugin_src"))
     ref = write_agent("plain", """
         def run(agent):
             agent.log("plain run")
     """)
-    outcome = make_pool(build_environment=custom_environment).submit(make_job(ref)).result(timeout=RESULT_TIMEOUT)
+    config = attrs.evolve(process_config, plugins=PluginsSection(load=["marker_plugin"]))
+    outcome = make_pool(config).submit(make_job(ref)).result(timeout=RESULT_TIMEOUT)
     assert outcome.status == SUCCEEDED, outcome
-    assert [line.message for line in outcome.logs] == ["built by custom_environment for home", "plain run"]
+    assert [line.message for line in outcome.logs] == ["wrapped by marker_plugin", "plain run"]
 
 
 def test_process_unknown_agent_fails(make_pool: Any, tmp_path: Path) -> None:
@@ -561,11 +563,20 @@ def test_process_unknown_agent_fails(make_pool: Any, tmp_path: Path) -> None:
     assert "nowhere" in outcome.error
 
 
-def test_process_refuses_in_process_memory(tmp_path: Path) -> None:
-    """The process executor refuses the ``memory`` backend, whose data would stay inside each worker."""
-    config = Config(home=tmp_path, memory=MemorySection(backend="memory"))
-    with pytest.raises(ConfigError, match="memory.backend"):
-        ProcessExecutor(config)
+def test_process_agents_share_the_runtimes_in_process_memory(make_pool: Any, memory: DictMemory,
+                                                              write_agent: Callable[[str, str], str]) -> None:
+    """Memory lives in the runtime, so even the ``memory`` backend works with worker processes:
+    what one worker writes, a run on another worker reads."""
+    ref = write_agent("counter", """
+        def run(agent):
+            n = int(agent.memory.get("n", shared=True).data.value or 0)
+            agent.memory.set("n", str(n + 1), shared=True)
+    """)
+    pool = make_pool(workers=2)
+    for i in range(4):
+        assert pool.submit(make_job(ref, run_id=i, session_id=i, agent="counter")).result(
+            timeout=RESULT_TIMEOUT).status == SUCCEEDED
+    assert memory.get("agent:counter", "n").value == "4"
 
 
 def test_per_run_overhead(make_pool: Any, write_agent: Callable[[str, str], str],

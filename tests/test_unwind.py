@@ -308,7 +308,7 @@ def test_a_rejected_manual_close_leaves_the_session_unwinding_until_stopped(make
 
     stopped = rt.stop(s.id, now=T0 + 601 * M, reason="give up")
     assert stopped.state == "stopped"
-    assert [(t.action, t.reason) for t in rt.transitions(s.id)][-1] == ("stop", "give up")
+    assert [(t.action, t.reason) for t in rt.transitions(s.id)][-1] == ("stop", "give up; left open: sim SOL 2, sim BTC 0.01")
     sol = rt.suggestion(by_coin["SOL"].id)
     assert (sol.status, sol.deleted_at) == ("deleted", T0 + 601 * M)
     assert rt.suggestions(session_id=s.id, status="pending") == []

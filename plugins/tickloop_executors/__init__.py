@@ -42,7 +42,7 @@ def _inline(config: Config, environment: RunEnvironment) -> Any:
 def _process(config: Config, environment: RunEnvironment) -> Any:
     from tickloop_executors.process import ProcessExecutor
 
-    return ProcessExecutor(config)
+    return ProcessExecutor(config, environment)
 
 
 @hookimpl
@@ -55,7 +55,8 @@ def tickloop_register_executors(register: Callable[[Backend], None]) -> None:
     register(Backend(
         name="process",
         factory=_process,
-        description="a pool of [runtime] workers processes; enforces run_timeout_seconds, survives crashes",
+        description="a pool of [runtime] workers processes, sandboxed where bubblewrap is installed;"
+                    " enforces run_timeout_seconds, survives crashes",
     ))
 
 
@@ -64,8 +65,9 @@ def tickloop_run_call(job: RunJob, context: AgentContext, function: Callable[...
     """Call the agent: ``function(context)`` for a run, ``function(context, context.portfolio)``
     for an unwind (just ``function(context)`` when it takes one parameter).
 
-    ``Exception`` and ``SystemExit`` become a ``failed`` outcome with the error and traceback;
-    ``KeyboardInterrupt`` propagates. An ``async def`` function is run to completion with
+    Whatever the agent raises (``Exception``, ``SystemExit``, ``KeyboardInterrupt``, any
+    ``BaseException``) becomes a ``failed`` outcome with the error and traceback: agent code
+    never stops the runtime. An ``async def`` function is run to completion with
     :func:`asyncio.run`.
     """
     from tickloop.execution import RunOutcome
@@ -79,7 +81,7 @@ def tickloop_run_call(job: RunJob, context: AgentContext, function: Callable[...
             import asyncio
 
             asyncio.run(result)
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:  # noqa: BLE001 - agent code must not stop the runtime, however it ends
         return failure(job.run_id, exc, logs=tuple(context.logs), skip_frames=1)
     return RunOutcome(job.run_id, SUCCEEDED, logs=tuple(context.logs))
 

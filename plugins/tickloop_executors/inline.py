@@ -1,7 +1,9 @@
 """The ``inline`` executor: runs each job in the thread that submits it.
 
-It has the lowest overhead and shares the runtime's process, so an agent sees the runtime's
-plugins and memory backend directly. Its limitation: **it cannot stop a hung agent**. The run
+It has the lowest overhead and shares the runtime's process. Agent code reaches the runtime through
+the run's channel like in a worker, so it acts only as its session; but it runs next to the
+runtime's keys and store, so **use it for agents you trust** (your own, tests, backtests). It also
+**cannot stop a hung agent**. The run
 timeout (``job.timeout`` / ``[runtime] run_timeout_seconds``) is not enforced, and an agent that
 never returns blocks the caller; an agent that crashes the interpreter (a segfault,
 ``os._exit``) takes the runtime down with it. Use the ``process`` executor when agents are not
@@ -27,21 +29,25 @@ class InlineExecutor:
     def submit(self, job: RunJob) -> Future[RunOutcome]:
         """Run ``job`` now, in this thread, and return a future that is already resolved.
 
-        The future always holds a :class:`RunOutcome`: agent errors are ``failed`` outcomes, and
-        so is an exception escaping a plugin's ``tickloop_run_call`` wrapper. ``KeyboardInterrupt``
-        propagates to the caller.
+        The future always holds a :class:`RunOutcome`: agent errors (any ``BaseException``) are
+        ``failed`` outcomes, and so is an exception escaping a plugin's ``tickloop_run_call``
+        wrapper.
         """
         if self._closed:  # a plain read: close() only ever sets it, and the job runs right here
             raise RuntimeError("cannot submit a run: the inline executor is closed")
         future: Future[RunOutcome] = Future()  # resolved before anyone else sees it: never "running"
         try:
             outcome = self.environment.execute(job)
-        except Exception as exc:  # a plugin bug, not the agent's: still an outcome, never a stuck run
+        except BaseException as exc:  # noqa: BLE001 - a plugin bug: still an outcome, never a stuck run
             from tickloop_executors import failure
 
             outcome = failure(job.run_id, exc, prefix="error while executing the run: ")
         future.set_result(outcome)
         return future
+
+    def isolation(self) -> str:
+        """One line for people: how agents are isolated from the runtime."""
+        return "agents run inside the runtime process (inline executor): for agents you trust"
 
     def close(self) -> None:
         """Refuse further jobs; there is nothing to stop (every job ran to completion in submit)."""

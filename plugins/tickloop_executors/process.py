@@ -1,11 +1,14 @@
 """The ``process`` executor: a pool of long-lived worker processes with a timeout per run.
 
-Parent side: ``[runtime] workers`` slots, each a driver thread that owns one worker process. A
-driver takes the next job from a shared queue, sends it over the worker's pipe and waits for
-the answer with ``poll(remaining)`` until the run's timeout (``job.timeout``, else ``[runtime]
-run_timeout_seconds``), counted from when the job is sent to the worker (time spent queued
-for a free worker does not count). The worker streams every log line as it is logged, then the
-outcome.
+Runtime side: ``[runtime] workers`` slots, each a driver thread that owns one worker process
+(:mod:`tickloop_executors.worker`, a program of its own). A driver takes the next job from a
+shared queue, binds it (:meth:`tickloop.execution.RunEnvironment.bind`: the run's permit and the
+answers to its agent's calls), sends it to the worker and serves it until the outcome arrives or
+the run's timeout (``job.timeout``, else ``[runtime] run_timeout_seconds``) passes, counted from
+when the job is sent (time spent queued for a free worker does not count). Meanwhile the worker
+streams every log line and asks the runtime for whatever the agent reads or does (memory,
+venues, suggestions): those calls are answered here, in the runtime process, which alone holds
+the store, the venues and the keys. After an unwind, the closers run here too.
 
 - **Timeout**: the worker is terminated (SIGTERM, then SIGKILL after ``kill_grace`` seconds), the
   run is ``timed_out`` with the lines logged so far, and a fresh worker replaces it.
@@ -13,199 +16,76 @@ outcome.
   exited with code N"`` and the worker is replaced.
 - **Concurrency**: runs of different sessions run at the same time on different workers (the
   runtime never submits two runs of one session at once).
+- **Isolation**: workers start with a scrubbed environment and, where bubblewrap is installed,
+  in a sandbox that hides the home (:mod:`tickloop_executors.sandbox`). What a worker sends is
+  read as untrusted data (:mod:`tickloop_executors.messages`).
 
-Workers start lazily (on the first ``submit`` or on :meth:`ProcessExecutor.start`), with the
-``forkserver`` start method on Linux and ``spawn`` elsewhere, never plain ``fork`` (the runtime
-has threads). Each worker builds its :class:`~tickloop.execution.RunEnvironment` once, from the
-:class:`~tickloop.config.Config` alone, with :func:`build_environment`, and takes the parent's
-environment variables, working directory and ``sys.path`` as they were when it was started.
-Agent memory must therefore live in a backend shared between processes (``diskcache``,
-``redis``), not ``memory`` (refused with a :class:`~tickloop.errors.ConfigError`), and plugins
-must be installed (entry points): plugin objects handed to the parent's plugin manager do not
-exist in workers. Workers ignore SIGINT (the runtime decides when they stop) and exit by
-themselves when the runtime process dies. As in any program using ``spawn``/``forkserver``, a
-script that embeds the runtime needs the ``if __name__ == "__main__":`` guard.
+Workers start lazily (on the first ``submit`` or on :meth:`ProcessExecutor.start`), take the
+runtime's ``sys.path`` and working directory as they are then, load the plugins ``[plugins]``
+names (so ``tickloop_run_call`` wrappers run around the agent), ignore SIGINT (the runtime
+decides when they stop) and exit by themselves when the runtime process dies.
 
 :meth:`ProcessExecutor.close` resolves every future it has not finished with a ``failed``
-outcome; it never leaves one pending and never cancels one itself: runs still queued fail with "executor
-closed before the run started" (their agent never ran); runs in progress are abandoned, their
-worker killed, and fail with "executor closed while the run was in progress" and the lines
-logged so far. Idle workers are asked to exit, busy ones are terminated, and ``close`` returns
-once every worker process and driver thread is gone.
+outcome; it never leaves one pending and never cancels one itself: runs still queued fail with
+"executor closed before the run started" (their agent never ran); runs in progress are
+abandoned, their worker killed, and fail with "executor closed while the run was in progress"
+and the lines logged so far. Idle workers are asked to exit, busy ones are terminated, and
+``close`` returns once every worker process and driver thread is gone.
 """
 
 from __future__ import annotations
 
 import atexit
-import multiprocessing
-import multiprocessing.connection
-import multiprocessing.util  # noqa: F401  (imported before our atexit hook, so ours runs first)
 import os
 import pickle
 import queue
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 import weakref
 from concurrent.futures import Future
+from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 from typing import Any, Callable
 
-from tickloop.config import Config
-from tickloop.errors import ConfigError, Problem
-from tickloop.execution import RunEnvironment, RunJob, RunOutcome
-from tickloop.runs import FAILED, TIMED_OUT
+import attrs
 
-#: Seconds a new worker may take to build its environment before it is killed.
+from tickloop.binding import new_permit
+from tickloop.channel import Call
+from tickloop.config import Config
+from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.results import Result
+from tickloop.runs import FAILED, SUCCEEDED, TIMED_OUT, LogLine
+from tickloop_executors import sandbox
+from tickloop_executors.messages import MAX_MESSAGE, UntrustedMessage, loads
+
+#: Seconds a new worker may take to start before it is killed.
 STARTUP_TIMEOUT = 60.0
 #: Seconds between SIGTERM and SIGKILL when a worker is killed.
 KILL_GRACE = 1.0
 #: Seconds an idle worker gets to exit by itself when the executor closes.
 STOP_GRACE = 2.0
-
-#: Memory backends that keep data inside one process: useless when agents run in workers.
-IN_PROCESS_MEMORY = frozenset({"memory"})
+LEVELS = frozenset({"info", "error", "debug"})
 
 _STOP = object()
 
 
-def build_environment(config: Config) -> RunEnvironment:
-    """Build a worker's environment (plugins, memory backend, agent loader) from configuration.
-
-    The default for every worker; pass ``build_environment=`` to :class:`ProcessExecutor` (a
-    picklable, module-level callable) to build it differently.
-    """
-    return RunEnvironment.from_config(config)
-
-
-def default_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` on Linux, ``spawn`` elsewhere: never ``fork`` from a threaded parent."""
-    return multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-
-
-# ---------------------------------------------------------------------------------------------
-# Worker process
-# ---------------------------------------------------------------------------------------------
-
-
-def _worker_main(conn: multiprocessing.connection.Connection, config: Config, builder: bytes | None,
-                 parent: dict[str, Any]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _adopt(parent)
-    _exit_with_parent()
-    send_lock = threading.Lock()  # agents may log from their own threads
-
-    def send(message: tuple) -> None:
-        with send_lock:
-            conn.send(message)
-
-    environment, build_error = _build(config, builder)
-    send(("ready", os.getpid()))
-    try:
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                return  # the runtime went away
-            if message[0] != "run":
-                return  # "stop"
-            job: RunJob = message[1]
-            if environment is None:  # retry: the failure may have been transient (a locked file)
-                environment, build_error = _build(config, builder)
-            if environment is None:
-                from tickloop_executors import failure
-
-                outcome = failure(job.run_id, build_error, prefix="the worker could not build its environment: ")
-            else:
-                outcome = _execute(environment, job, send)
-            try:
-                send(("done", job.run_id, outcome))
-            except OSError:
-                return
-            except Exception as exc:  # the outcome does not pickle (a plugin returned something odd)
-                from tickloop_executors import failure
-
-                send(("done", job.run_id, failure(job.run_id, exc, prefix="the run's outcome could not be sent: ")))
-    finally:
-        if environment is not None:
-            try:
-                environment.memory.close()
-            except Exception:
-                pass
-
-
-def _build(config: Config, builder: bytes | None) -> tuple[RunEnvironment | None, BaseException | None]:
-    try:
-        build = pickle.loads(builder) if builder is not None else build_environment
-        return build(config), None
-    except BaseException as exc:  # noqa: BLE001 - reported with every job instead
-        return None, exc
-
-
-def _execute(environment: RunEnvironment, job: RunJob, send: Callable[[tuple], None]) -> Any:
-    def on_log(line: Any) -> None:
-        try:
-            send(("log", job.run_id, line))
-        except Exception:
-            pass  # the runtime is gone; the parent watcher ends this process
-
-    try:
-        return environment.execute(job, on_log=on_log)
-    except BaseException as exc:  # noqa: BLE001 - a worker outlives anything a run raises
-        from tickloop_executors import failure
-
-        return failure(job.run_id, exc, prefix="error while executing the run: ")
-
-
-def _parent_state() -> dict[str, Any]:
-    try:
-        cwd: str | None = os.getcwd()
-    except OSError:
-        cwd = None
-    return {"environ": dict(os.environ), "cwd": cwd, "sys_path": list(sys.path)}
-
-
-def _adopt(parent: dict[str, Any]) -> None:
-    """Take the parent's environment as it is now (a forkserver child inherits the server's)."""
-    os.environ.clear()
-    os.environ.update(parent["environ"])
-    if parent["cwd"]:
-        try:
-            os.chdir(parent["cwd"])
-        except OSError:
-            pass
-    sys.path[:] = parent["sys_path"]
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the runtime process dies, even in the middle of a hung run."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-    try:
-        sentinel = parent.sentinel
-    except ValueError:
-        return
-
-    def watch() -> None:
-        multiprocessing.connection.wait([sentinel])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="tickloop-parent-watch", daemon=True).start()
-
-
-# ---------------------------------------------------------------------------------------------
-# Parent side
-# ---------------------------------------------------------------------------------------------
-
-
 class _Worker:
-    __slots__ = ("process", "conn")
+    """A worker process, the runtime's end of its connection and of its parent pipe."""
 
-    def __init__(self, process: multiprocessing.process.BaseProcess, conn: multiprocessing.connection.Connection) -> None:
+    __slots__ = ("process", "conn", "parent_fd")
+
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection, parent_fd: int) -> None:
         self.process = process
         self.conn = conn
+        self.parent_fd = parent_fd
+
+    def receive(self) -> Any:
+        return loads(self.conn.recv_bytes(MAX_MESSAGE))
 
 
 class _Slot:
@@ -223,31 +103,20 @@ class _Slot:
 class ProcessExecutor:
     """Runs jobs in a pool of worker processes; see the module documentation.
 
-    :param config: the runtime configuration; sent to every worker, which builds its
-        environment from it.
+    :param config: the runtime configuration (workers, timeouts, sandbox, plugins).
+    :param environment: the runtime's side of runs: binds each run and runs the closers.
     :param workers: number of worker processes (default ``[runtime] workers``).
-    :param build_environment: a picklable callable ``(config) -> RunEnvironment`` the workers
-        call instead of :func:`build_environment`.
-    :param mp_context: the multiprocessing context (default :func:`default_context`).
     :param startup_timeout: seconds a worker may take to get ready.
     :param kill_grace: seconds between SIGTERM and SIGKILL.
     """
 
-    def __init__(self, config: Config, *, workers: int | None = None,
-                 build_environment: Callable[[Config], RunEnvironment] | None = None,
-                 mp_context: multiprocessing.context.BaseContext | None = None,
+    def __init__(self, config: Config, environment: RunEnvironment, *, workers: int | None = None,
                  startup_timeout: float = STARTUP_TIMEOUT, kill_grace: float = KILL_GRACE) -> None:
-        if config.memory.backend in IN_PROCESS_MEMORY:
-            raise ConfigError(Problem(
-                str(config.path) if config.path else "configuration", "memory.backend",
-                f"{config.memory.backend!r} keeps agent memory inside one process, but the 'process'"
-                " executor runs agents in worker processes; use 'diskcache' (the default),"
-                " or set runtime.executor = 'inline'",
-            ))
         self.config = config
+        self.environment = environment
         self.workers = int(workers or config.runtime.workers)
-        self._builder = pickle.dumps(build_environment) if build_environment is not None else None
-        self._context = mp_context or default_context()
+        source = str(config.path) if config.path else "configuration"
+        self.sandbox = sandbox.sandbox_prefix(config.runtime.sandbox, config.home, source=source)
         self.startup_timeout = startup_timeout
         self.kill_grace = kill_grace
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -270,7 +139,7 @@ class ProcessExecutor:
 
     def start(self, *, wait: bool = True, timeout: float | None = None) -> None:
         """Start the workers now rather than on the first ``submit``; with ``wait``, return once
-        each has built its environment (or failed to), or after ``timeout`` seconds."""
+        each is ready (or failed to start), or after ``timeout`` seconds."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot start: the process executor is closed")
@@ -280,6 +149,10 @@ class ProcessExecutor:
             deadline = None if timeout is None else time.monotonic() + timeout
             for slot in slots:
                 slot.ready.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def isolation(self) -> str:
+        """One line for people: how agents are isolated from the runtime."""
+        return sandbox.describe(self.sandbox, self.config.home)
 
     def close(self) -> None:
         """Stop every worker and driver thread; unfinished futures get ``failed`` outcomes."""
@@ -301,7 +174,8 @@ class ProcessExecutor:
             thread.join(max(0.0, deadline - time.monotonic()))
         for slot in slots:  # a worker ignoring SIGTERM, or a driver stuck starting one
             worker = slot.worker
-            if worker is not None and slot.thread is not current and slot.thread.is_alive():
+            if worker is not None and slot.thread is not current and slot.thread is not None \
+                    and slot.thread.is_alive():
                 _signal(worker, terminate=False)
         for thread in threads:
             thread.join(self.kill_grace + 5.0)
@@ -320,10 +194,9 @@ class ProcessExecutor:
         return f"ProcessExecutor(workers={self.workers}, {state})"
 
     def pids(self) -> list[int]:
-        """Process ids of the current workers (for monitoring and tests)."""
+        """Process ids of the current workers, as the runtime sees them (for monitoring and tests)."""
         with self._lock:
-            return [slot.worker.process.pid for slot in self._slots
-                    if slot.worker is not None and slot.worker.process.pid is not None]
+            return [slot.worker.process.pid for slot in self._slots if slot.worker is not None]
 
     # -- driver threads ----------------------------------------------------------------------
 
@@ -386,20 +259,14 @@ class ProcessExecutor:
                 slot.start_error = "executor closed"
                 return
         try:
-            parent_conn, child_conn = self._context.Pipe(duplex=True)
-            process = self._context.Process(
-                target=_worker_main, args=(child_conn, self.config, self._builder, _parent_state()),
-                name=f"tickloop-worker-{slot.index}", daemon=False,
-            )
-            process.start()
+            worker = self._spawn(slot.index)
         except Exception as exc:
             from tickloop_executors import clean_text, describe
 
             slot.start_error = clean_text(f"could not start a worker process: {describe(exc)}")
             return
-        child_conn.close()
         with self._lock:
-            slot.worker = _Worker(process, parent_conn)
+            slot.worker = worker
             closed = self._closed
         if closed:
             self._discard(slot)
@@ -407,8 +274,8 @@ class ProcessExecutor:
             return
         error = None
         try:
-            if parent_conn.poll(self.startup_timeout):
-                message = parent_conn.recv()
+            if worker.conn.poll(self.startup_timeout):
+                message = worker.receive()
                 if message[0] != "ready":
                     error = f"worker process sent {message[0]!r} instead of 'ready'"
             else:
@@ -417,63 +284,143 @@ class ProcessExecutor:
             code = self._discard(slot)
             slot.start_error = f"worker process exited with code {_code(code)} before it was ready"
             return
+        except UntrustedMessage as exc:
+            error = str(exc)
         if error is not None:
             self._discard(slot)
             slot.start_error = error
             return
         slot.start_error = None
 
+    def _spawn(self, index: int) -> _Worker:
+        """Start ``python -m tickloop_executors.worker`` (sandboxed when configured) and say hello."""
+        ours, theirs = socket.socketpair()
+        parent_r, parent_w = os.pipe()
+        secret_names = self.environment.secret_env_names()
+        env = sandbox.worker_environ(os.environ, allow=self.config.runtime.worker_env, secret_names=secret_names)
+        command = [*self.sandbox, sys.executable, "-m", "tickloop_executors.worker",
+                   str(theirs.fileno()), str(parent_r)]
+        try:
+            process = subprocess.Popen(command, pass_fds=(theirs.fileno(), parent_r), env=env,
+                                       start_new_session=not self.sandbox, stdin=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            os.close(parent_w)
+            raise
+        finally:
+            theirs.close()
+            os.close(parent_r)
+        os.set_inheritable(parent_w, False)
+        worker = _Worker(process, Connection(ours.detach()), parent_w)
+        try:
+            cwd: str | None = os.getcwd()
+        except OSError:
+            cwd = None
+        worker.conn.send(("hello", {"sys_path": list(sys.path), "cwd": cwd,
+                                    "block": list(self.config.plugins.block), "load": list(self.config.plugins.load)}))
+        return worker
+
     def _run(self, slot: _Slot, job: RunJob) -> RunOutcome:
+        job = attrs.evolve(job, permit=new_permit())
+        if job.kind == "close":  # the closers alone: nothing of the agent runs
+            return self.environment.finish(job, RunOutcome(job.run_id, SUCCEEDED))
+        hidden = self._hidden(job)
+        if hidden is not None:
+            return RunOutcome(job.run_id, FAILED, error=hidden)
         if slot.worker is None:
             self._start_worker(slot)  # one fresh attempt for every job while workers fail to start
             if slot.worker is None:
                 return RunOutcome(job.run_id, FAILED, error=slot.start_error or "no worker process")
-        worker = slot.worker
+        binding = self.environment.bind(job)
+        try:
+            outcome, ended = self._serve(slot, slot.worker, job, binding)
+        finally:
+            binding.revoke()
+        # Only an agent function that ended hands over to the closers; after a timeout or a
+        # crash the runtime runs them in a close run of their own.
+        return self.environment.finish(job, outcome) if ended else outcome
+
+    def _serve(self, slot: _Slot, worker: _Worker, job: RunJob, binding: Any) -> tuple[RunOutcome, bool]:
+        """Send the job and answer its worker until the outcome arrives or the run times out;
+        also says whether the agent's function ended (the worker reported its outcome)."""
         timeout = job.timeout if job.timeout is not None else self.config.runtime.run_timeout_seconds
         try:
             data = ForkingPickler.dumps(("run", job))
         except Exception as exc:
             from tickloop_executors import failure
 
-            return failure(job.run_id, exc, prefix="the run could not be sent to a worker: ")
-        logs: list[Any] = []
+            return failure(job.run_id, exc, prefix="the run could not be sent to a worker: "), False
+        logs: list[LogLine] = []
         try:
             worker.conn.send_bytes(data)
         except OSError:
-            return self._lost(slot, job, logs)
+            return self._lost(slot, job, logs), False
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not worker.conn.poll(remaining):
                 self._discard(slot)
-                return RunOutcome(job.run_id, TIMED_OUT, error=f"timed out after {timeout:g} s", logs=tuple(logs))
+                return RunOutcome(job.run_id, TIMED_OUT, error=f"timed out after {timeout:g} s", logs=tuple(logs)), False
             try:
-                message = worker.conn.recv()
+                message = worker.receive()
             except (EOFError, OSError):
-                return self._lost(slot, job, logs)
-            except Exception as exc:  # an answer this process cannot unpickle
-                from tickloop_executors import failure
-
+                return self._lost(slot, job, logs), False
+            except UntrustedMessage as exc:
                 self._discard(slot)
-                return failure(job.run_id, exc, prefix="could not read the worker's answer: ", logs=tuple(logs))
-            if message[1] != job.run_id:
+                return RunOutcome(job.run_id, FAILED, error=f"the worker was stopped: {exc}", logs=tuple(logs)), False
+            kind = message[0] if isinstance(message, tuple) and message else None
+            if kind == "call":
+                self._answer(worker, binding, message)
+            elif len(message) < 3 or message[1] != job.run_id:
                 continue  # a line logged by a thread the previous run left behind
-            if message[0] == "log":
-                logs.append(message[2])
-            elif message[0] == "done":
-                return message[2]
+            elif kind == "log":
+                line = _line(message[2])
+                if line is not None:
+                    logs.append(line)
+            elif kind == "done":
+                return _outcome(job, message[2]), True
 
-    def _lost(self, slot: _Slot, job: RunJob, logs: list[Any]) -> RunOutcome:
-        """The worker's pipe closed during ``job``: it died, or close() killed it."""
-        code = self._discard(slot)
+    def _answer(self, worker: _Worker, binding: Any, message: tuple[Any, ...]) -> None:
+        """Answer a call of agent code, as the run the binding belongs to (or refuse it)."""
+        _, run_id, permit, call_id, call = (message + (None,) * 5)[:5]
+        if not isinstance(call, Call) or not isinstance(permit, str) or not binding.accepts(run_id, permit):
+            reply: tuple[Any, ...] = ("reply", call_id, "ok", Result.fail("refused: this call does not come from"
+                                                                          " the run in progress"))
+        else:
+            try:
+                reply = ("reply", call_id, "ok", binding.handle(call))
+            except AttributeError as exc:
+                reply = ("reply", call_id, "attr", str(exc))
+            except Exception as exc:  # bad arguments from agent code end here, never in the runtime
+                reply = ("reply", call_id, "ok", Result.fail(f"{call.describe()} failed: {type(exc).__name__}: {exc}"))
+        try:
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            data = pickle.dumps(("reply", call_id, "ok", Result.fail(f"the answer cannot be sent: {exc}")))
+        worker.conn.send_bytes(data)
+
+    def _hidden(self, job: RunJob) -> str | None:
+        """Why a folder agent cannot run in a sandboxed worker (it lies in the hidden home)."""
+        if not self.sandbox or not os.path.isabs(job.agent_ref):
+            return None
+        home = Path(os.path.realpath(self.config.home))
+        if Path(os.path.realpath(job.agent_ref)).is_relative_to(home):
+            return (f"agent folder {job.agent_ref} is inside the tickloop home {home}, which agent processes"
+                    " cannot see; keep agent folders outside the home")
+        return None
+
+    def _lost(self, slot: _Slot, job: RunJob, logs: list[LogLine]) -> RunOutcome:
+        """The worker's connection closed during ``job``: it died, or close() killed it."""
+        code = self._discard(slot, ending=True)
         if self._closed:
             return RunOutcome(job.run_id, FAILED, error="executor closed while the run was in progress",
                               logs=tuple(logs))
-        return RunOutcome(job.run_id, FAILED, error=f"worker process exited with code {_code(code)}", logs=tuple(logs))
+        return RunOutcome(job.run_id, FAILED, error=f"worker process exited with code {_code(code, self.sandbox)}",
+                          logs=tuple(logs))
 
-    def _discard(self, slot: _Slot, *, graceful: bool = False) -> int | None:
-        """Stop the slot's worker (ask it to exit when ``graceful``, else terminate, then kill);
-        returns its exit code."""
+    def _discard(self, slot: _Slot, *, graceful: bool = False, ending: bool = False) -> int | None:
+        """Stop the slot's worker (ask it to exit when ``graceful``; give it a moment when it is
+        ``ending`` by itself; else terminate, then kill); returns its exit code."""
         with self._lock:
             worker, slot.worker = slot.worker, None
         if worker is None:
@@ -484,18 +431,21 @@ class ProcessExecutor:
                 worker.conn.send(("stop",))
             except Exception:
                 pass
-            process.join(STOP_GRACE)
-        if process.exitcode is None:
+            _wait(process, STOP_GRACE)
+        elif ending:
+            _wait(process, self.kill_grace)
+        if process.poll() is None:
             _signal(worker, terminate=True)
-            process.join(self.kill_grace)
-        if process.exitcode is None:
+            _wait(process, self.kill_grace)
+        if process.poll() is None:
             _signal(worker, terminate=False)
-            process.join(self.kill_grace + 5.0)
+            _wait(process, self.kill_grace + 5.0)
         worker.conn.close()
-        code = process.exitcode
-        if code is not None:
-            process.close()
-        return code
+        try:
+            os.close(worker.parent_fd)
+        except OSError:
+            pass
+        return process.poll()
 
     def _fail_queued(self) -> None:
         while True:
@@ -510,22 +460,51 @@ class ProcessExecutor:
                 future.set_result(RunOutcome(job.run_id, FAILED, error="executor closed before the run started"))
 
 
+def _outcome(job: RunJob, reported: Any) -> RunOutcome:
+    """What a worker reported, as far as the runtime believes it: its own status (succeeded or
+    failed), texts and log lines; never that closers ran (``closed``), which only the runtime knows."""
+    if not isinstance(reported, RunOutcome) or reported.status not in (SUCCEEDED, FAILED):
+        return RunOutcome(job.run_id, FAILED, error="the worker sent no valid outcome")
+    logs = reported.logs if isinstance(reported.logs, tuple) else ()
+    return RunOutcome(job.run_id, reported.status, error=_text(reported.error), traceback=_text(reported.traceback),
+                      logs=tuple(line for line in map(_line, logs) if line is not None))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _line(line: Any) -> LogLine | None:
+    if not isinstance(line, LogLine) or not hasattr(line.at, "tzinfo") or line.level not in LEVELS:
+        return None
+    return LogLine(line.at, line.level, str(line.message))
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 def _signal(worker: _Worker, *, terminate: bool) -> None:
     try:
         if terminate:
             worker.process.terminate()
         else:
             worker.process.kill()
-    except (OSError, ValueError, AttributeError):
-        pass  # already gone (or closed by its driver)
+    except (OSError, ValueError):
+        pass  # already gone
 
 
-def _code(code: int | None) -> str:
+def _code(code: int | None, sandboxed: list[str] | None = None) -> str:
+    """An exit code for people; a signal is named (bubblewrap reports signal N as 128 + N)."""
     if code is None:
         return "unknown"
-    if code < 0:
+    number = -code if code < 0 else code - 128 if sandboxed and code > 128 else None
+    if number is not None:
         try:
-            return f"{code} ({signal.Signals(-code).name})"
+            return f"{code} ({signal.Signals(number).name})"
         except ValueError:
             pass
     return str(code)

@@ -35,9 +35,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import attrs
 
 from tickloop.actions import CANCEL, ORDER, TRANSFER, Action, Execution, Fill
-from tickloop.ledger import FILL, LedgerEntry
+from tickloop.intents import Found
+from tickloop.ledger import TRADES, LedgerEntry
 from tickloop.results import Data, Result
 from tickloop.wallets import HYPERLIQUID_USDC
+
+from tickloop_hyperliquid.safekeeping import Safekeeping
 
 if TYPE_CHECKING:
     from tickloop.config import Config
@@ -82,6 +85,17 @@ def describe(exc: BaseException) -> str:
     except ImportError:  # pragma: no cover - requests is the SDK's dependency
         pass
     return f"{type(exc).__name__}: {exc}"
+
+
+def is_cloid(value: Any) -> bool:
+    """Whether ``value`` is a Hyperliquid client order id: ``0x`` and 32 hex digits."""
+    if not isinstance(value, str) or len(value) != 34 or not value.startswith("0x"):
+        return False
+    try:
+        int(value[2:], 16)
+    except ValueError:
+        return False
+    return True
 
 
 def _answer_lost(exc: BaseException) -> bool:
@@ -217,7 +231,7 @@ class Aliased(Data):
         raise AttributeError(name)
 
 
-class HyperliquidVenue:
+class HyperliquidVenue(Safekeeping):
     """The venue object (one per runtime process)."""
 
     name = NAME
@@ -422,7 +436,9 @@ class HyperliquidVenue:
 
     # -- execution -----------------------------------------------------------------------------
 
-    def execute(self, action: Action, wallet: Wallet | None) -> Execution:
+    def execute(self, action: Action, wallet: Wallet | None, client_id: str | None = None) -> Execution:
+        """Execute ``action``; an order is sent under ``client_id`` as its ``cloid`` (a fresh one
+        when it is not a cloid: ``0x`` + 32 hex digits)."""
         refused = self.refusal(wallet, action.wallet)
         if refused:
             return Execution.failed(refused)
@@ -431,7 +447,7 @@ class HyperliquidVenue:
             self.ensure_paper_account(wallet)
             exchange = self.exchange(wallet)
             if action.method == "place_order":
-                return self._place(exchange, wallet, action.params)
+                return self._place(exchange, wallet, action.params, client_id)
             if action.method == "delete_order":
                 return self._cancel(exchange, wallet, action.params)
             if action.method == "transfer":
@@ -453,15 +469,16 @@ class HyperliquidVenue:
             raise VenueError(str(answer.get("response")))
         raise VenueError(f"unexpected answer from Hyperliquid: {str(answer)[:200]}")
 
-    def _place(self, exchange: Any, wallet: Wallet, params: Mapping[str, Any]) -> Execution:
+    def _place(self, exchange: Any, wallet: Wallet, params: Mapping[str, Any], client_id: str | None) -> Execution:
         from hyperliquid.utils.types import Cloid
 
         try:
             plan = plan_order(params, self.spec(str(params.get("coin"))))
         except ValueError as exc:
             return Execution.failed(str(exc))
-        # A client order id lets a lost answer (timeout, 5xx) be looked up instead of guessed.
-        cloid = Cloid.from_str("0x" + secrets.token_hex(16))
+        # The client order id recorded in the intent: a lost answer (timeout, 5xx) or a crash is
+        # looked up by it instead of guessed.
+        cloid = Cloid.from_str(client_id if is_cloid(client_id) else "0x" + secrets.token_hex(16))
         try:
             with self.signing(wallet.address):
                 answer = exchange.order(plan.coin, plan.is_buy, float(plan.size), float(plan.price), plan.order_type,
@@ -500,30 +517,16 @@ class HyperliquidVenue:
         for delay in self.recovery_delays:
             time.sleep(delay)
             try:
-                found = self.info.query_order_by_cloid(address, cloid)
+                found = self._lookup_order(address, plan, cloid.to_raw())
             except Exception:
                 continue
-            if not isinstance(found, dict) or found.get("status") != "order":
+            if found.found is Found.NOT_FOUND:
                 continue
-            entry = found["order"]
-            oid = str(entry["order"]["oid"])
-            log.warning("the answer to order %s was lost (%s); the exchange has it as %s", oid, describe(error),
-                        entry.get("status"))
-            fills = [f for f in self.user_fills(address) if str(f.get("oid")) == oid]
-            total = sum((D(str(f["sz"])) for f in fills), ZERO)
-            if total > 0:
-                average = sum((D(str(f["sz"])) * D(str(f["px"])) for f in fills), ZERO) / total
-                fee = sum((D(str(f.get("fee", "0"))) for f in fills), ZERO)
-                resting = entry.get("status") == "open"
-                state = "open" if resting else "filled" if total == plan.size else "partially_filled"
-                return Execution(data=order_info(plan, oid, price=average, filled=total, status=state),
-                                 fills=(self._fill(plan, oid, total, average, fee),),
-                                 order_ids=(oid,) if resting else ())
-            if entry.get("status") == "open":
-                return Execution(data=order_info(plan, oid, price=plan.price, filled=ZERO, status="open"),
-                                 order_ids=(oid,))
-            return Execution.failed(f"order {oid} ended {entry.get('status')} without a fill"
-                                    f" (its answer was lost: {describe(error)})")
+            log.warning("the answer to order %s was lost (%s); the exchange has it %s", cloid.to_raw(),
+                        describe(error), found.found)
+            if found.found is Found.CANCELLED and not found.execution.fills:
+                return Execution.failed(f"{found.execution.error} (its answer was lost: {describe(error)})")
+            return found.execution
         return None
 
     def _fee(self, address: str, oid: str, size: Decimal, price: Decimal) -> Decimal:
@@ -589,7 +592,7 @@ class HyperliquidVenue:
             return 0
         booked: dict[str, Decimal] = {}
         for entry in gateway.store.ledger([s.id for s in sessions]):
-            if entry.kind == FILL and entry.venue == NAME and entry.order_id:
+            if entry.kind in TRADES and entry.venue == NAME and entry.order_id:
                 booked[entry.order_id] = booked.get(entry.order_id, ZERO) + entry.amount
         at = gateway.clock()
         entries = []
@@ -619,7 +622,7 @@ class HyperliquidVenue:
         """Orders this session placed: the ones it left resting and the ones that filled."""
         owned = {str(order_id) for _, order_id in gateway.store.session_orders(session.id, NAME)}
         owned.update(e.order_id for e in gateway.store.ledger([session.id])
-                     if e.kind == FILL and e.venue == NAME and e.order_id)
+                     if e.kind in TRADES and e.venue == NAME and e.order_id)
         return owned
 
 

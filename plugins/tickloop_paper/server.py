@@ -2,9 +2,12 @@
 
 A paper exchange is an *app*: ``app(request) -> Response`` for one parsed request. The server
 runs it on ``127.0.0.1`` (port 0 picks a free one) in a background thread, logs every request
-(method, path, query, JSON body, status) and applies the faults a test injected before the app
-sees the request: latency, an HTTP error status, or an app-level fault the app itself reads
-(``faults.take(name)``: partial fills, "could not immediately match" ...).
+(method, path, query, JSON body, status) and applies the faults a test injected: before the app
+sees the request, latency or an HTTP error status; after the app acted, ``stall`` (the answer is
+held back for ``seconds``: the exchange did it, the client does not know yet); or an app-level
+fault the app itself reads (``faults.take(name)``: partial fills, "could not immediately
+match" ...). Faults are armed in-process (``server.faults.add``) or, for a server in another
+process, with ``POST /paper/faults`` (a :class:`Fault` as JSON; ``DELETE`` clears them).
 
 stdlib ``ThreadingHTTPServer`` on purpose: the official clients speak plain HTTP/1.1 to a
 loopback ``http://`` URL (httpx negotiates HTTP/2 only over TLS), and a paper exchange needs no
@@ -65,8 +68,21 @@ class Logged:
 @attrs.define
 class Fault:
     """One injected fault: ``kind`` is ``"status"`` (answer ``status`` with ``body``),
-    ``"latency"`` (sleep ``seconds`` first) or an app-defined name; ``times`` how often it
-    fires (None: until cleared); ``path`` limits it to one path."""
+    ``"latency"`` (sleep ``seconds`` first), ``"stall"`` (sleep ``seconds`` after the app acted,
+    before answering) or an app-defined name; ``times`` how often it fires (None: until
+    cleared); ``path`` limits it to one path."""
+
+    @classmethod
+    def from_json(cls, body: Any) -> Fault:
+        """A fault from ``POST /paper/faults``; ValueError names what is wrong."""
+        if not isinstance(body, dict) or not isinstance(body.get("kind"), str):
+            raise ValueError('expected {"kind": "latency" | "stall" | "status" | ..., "path"?, "times"?,'
+                             ' "seconds"?, "status"?, "body"?, "params"?}')
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**body)
 
     kind: str
     path: str | None = None
@@ -175,6 +191,9 @@ class PaperServer:
         request = Request(method=handler.command, path=parts.path,
                           query={k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
                           headers={k.lower(): v for k, v in handler.headers.items()}, body=body, raw=raw)
+        if request.path == "/paper/faults":
+            self._send(handler, self._arm(request))
+            return
         latency = self.faults.take("latency", request.path)
         if latency is not None:
             time.sleep(latency.seconds)
@@ -189,6 +208,25 @@ class PaperServer:
                 response = Response.text(f"paper exchange error: {type(exc).__name__}: {exc}", 500)
         with self._lock:
             self.log.append(Logged(time.time(), request.method, request.path, request.query, body, response.status))
+        stall = self.faults.take("stall", request.path)
+        if stall is not None:
+            time.sleep(stall.seconds)
+        self._send(handler, response)
+
+    def _arm(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.faults.clear()
+            return Response.json({"status": "ok"})
+        if request.method != "POST":
+            return Response.text("/paper/faults: POST a fault or DELETE them all", 405)
+        try:
+            fault = self.faults.add(Fault.from_json(request.body))
+        except (TypeError, ValueError) as exc:
+            return Response.json({"error": str(exc)}, 400)
+        return Response.json({"status": "ok", "fault": attrs.asdict(fault)})
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, response: Response) -> None:
         payload = response.body
         data = payload if isinstance(payload, bytes) else payload.encode() if isinstance(payload, str) \
             else json.dumps(payload).encode()

@@ -25,11 +25,14 @@ import threading
 from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Any, Iterable
 
+import attrs
 import httpx
 
 from tickloop.actions import Action, Execution, Fill
+from tickloop.intents import new_client_id
 from tickloop.errors import ConfigError, Problem
 from tickloop.wallets import POLYMARKET_PUSD
+from tickloop_polymarket.safekeeping import Safekeeping
 
 if TYPE_CHECKING:
     from tickloop.config import Config
@@ -85,12 +88,14 @@ def _http() -> httpx.Client:
 
 
 class _NoKeyYet(logging.Filter):
-    """Drops the client's error log of the one expected refusal: deriving the API key of a
-    wallet that has none yet (the venue then creates one)."""
+    """Drops the client's error log of the expected refusals: deriving the API key of a wallet
+    that has none yet (the venue then creates one), and looking up an order the CLOB never
+    received (recovery asks by hash; "not found" is an answer)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        return not ("status=400" in text and "/auth/derive-api-key" in text)
+        return not (("status=400" in text and "/auth/derive-api-key" in text)
+                    or ("status=404" in text and "/data/order/" in text))
 
 
 _no_key_yet = _NoKeyYet()
@@ -122,7 +127,38 @@ def num(value: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
-class PolymarketVenue:
+@attrs.frozen
+class SignedOrder:
+    """A market order signed by :meth:`PolymarketVenue.prepare`, waiting to be posted."""
+
+    order: Any  # py_clob_client_v2's SignedOrderV2
+    order_hash: str
+    order_type: str
+    side: str
+    token: str
+    info: dict[str, Any] = attrs.field(eq=False)
+
+
+def order_hash(order: Any) -> str:
+    """A signed V2 order's id: the EIP-712 hash the CLOB answers ``orderID`` with, for the
+    exchange contract its signature was made for (recovering to its signer)."""
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+    from py_clob_client_v2.config import get_contract_config
+    from py_clob_client_v2.order_utils.exchange_order_builder_v2 import ExchangeOrderBuilderV2
+
+    contracts = get_contract_config(CHAIN_ID)
+    for contract, version in ((contracts.exchange_v2, "2"), (contracts.neg_risk_exchange_v2, "2"),
+                              (contracts.exchange_v3, "3")):
+        builder = ExchangeOrderBuilderV2(contract, CHAIN_ID, None, domain_version=version)  # type: ignore[arg-type]
+        typed = builder.build_order_typed_data(order)
+        signer = Account.recover_message(encode_typed_data(full_message=typed), signature=order.signature)
+        if signer.lower() == str(order.signer).lower():
+            return builder.build_order_hash(typed)
+    raise ValueError("the order's signature matches no Polymarket exchange contract")
+
+
+class PolymarketVenue(Safekeeping):
     """The venue object the registry's factory returns (one per process)."""
 
     name = NAME
@@ -139,6 +175,7 @@ class PolymarketVenue:
         self._clients: dict[str, Any] = {}
         self._funded: set[str] = set()
         self._meta: dict[str, dict[str, Any]] = {}
+        self._signed: dict[str, SignedOrder] = {}  # prepared, by order hash, until executed
         self._lock = threading.Lock()
         options = dict(config.venues.get(NAME) or {})
         self.close_attempts = int(options.get("close_attempts", 3))
@@ -321,7 +358,32 @@ class PolymarketVenue:
 
     # -- execution -------------------------------------------------------------------------------
 
-    def execute(self, action: Action, wallet: Wallet | None) -> Execution:
+    def prepare(self, action: Action, wallet: Wallet | None) -> str | Execution:
+        """The client id of ``action``: for a market order, the order is built and signed now and
+        its id is its EIP-712 hash, which the CLOB answers ``orderID`` with and ``GET
+        /data/order/{hash}`` finds (the signed order is kept for :meth:`execute`); other actions
+        get a fresh id. A failed :class:`Execution` when the order cannot be built."""
+        if action.method != "market_order":
+            return new_client_id()
+        refused = self.refusal(wallet)
+        if refused is not None:
+            return Execution.failed(f"polymarket {action.method}: {refused}")
+        assert wallet is not None
+        try:
+            if wallet.is_paper:
+                self.ensure_funded(wallet.address)
+            signed = self._sign_market_order(action, wallet)
+        except Exception as exc:
+            return Execution.failed(f"polymarket {action.method} failed: {api_error(exc)}")
+        if isinstance(signed, Execution):
+            return signed
+        with self._lock:
+            self._signed[signed.order_hash] = signed
+        return signed.order_hash
+
+    def execute(self, action: Action, wallet: Wallet | None, client_id: str | None = None) -> Execution:
+        """Execute ``action``; a market order ``prepare`` signed under ``client_id`` is posted as
+        signed (one not prepared is built and signed now)."""
         refused = self.refusal(wallet)
         if refused is not None:
             return Execution.failed(f"polymarket {action.method}: {refused}")
@@ -330,7 +392,9 @@ class PolymarketVenue:
             if wallet.is_paper:
                 self.ensure_funded(wallet.address)
             if action.method == "market_order":
-                return self._market_order(action, wallet)
+                with self._lock:
+                    signed = self._signed.pop(client_id, None) if client_id else None
+                return self._market_order(signed or self._sign_market_order(action, wallet), wallet)
             if action.method == "redeem_positions":
                 return self._redeem(action, wallet)
             if action.method == "cancel_orders":
@@ -340,7 +404,8 @@ class PolymarketVenue:
         except Exception as exc:
             return Execution.failed(f"polymarket {action.method} failed: {api_error(exc)}")
 
-    def _market_order(self, action: Action, wallet: Wallet) -> Execution:
+    def _sign_market_order(self, action: Action, wallet: Wallet) -> SignedOrder | Execution:
+        """Build and sign the market order of ``action`` (the client prices it from the book)."""
         from py_clob_client_v2.clob_types import MarketOrderArgsV2
 
         p = action.params
@@ -357,25 +422,39 @@ class PolymarketVenue:
             info = self.market_info(token)
         except LookupError as exc:
             return Execution.failed(f"polymarket market_order: {exc}")
-        client = self.client(wallet)
         try:
-            answer = client.create_and_post_market_order(
-                MarketOrderArgsV2(token_id=token, amount=size, side=side, order_type=order_type), order_type=order_type)
+            order = self.client(wallet).create_market_order(
+                MarketOrderArgsV2(token_id=token, amount=size, side=side, order_type=order_type))
         except Exception as exc:
             message = api_error(exc)
             if str(exc) == "no match":  # the client walked the book and found too little
                 message = (f"no match: the order book cannot fill a {side} of {num(exact)}"
                            f" {'USD' if side == 'BUY' else 'shares'} ({order_type})")
             return Execution.failed(f"polymarket market_order refused: {message}")
+        return SignedOrder(order, order_hash(order), order_type, side, token, info)
+
+    def _market_order(self, signed: SignedOrder | Execution, wallet: Wallet) -> Execution:
+        if isinstance(signed, Execution):
+            return signed
+        try:
+            answer = self.client(wallet).post_order(signed.order, signed.order_type)
+        except Exception as exc:
+            return Execution.failed(f"polymarket market_order refused: {api_error(exc)}")
         if not isinstance(answer, dict) or not answer.get("success", False) or answer.get("errorMsg"):
             reason = answer.get("errorMsg") if isinstance(answer, dict) else answer
             return Execution.failed(f"polymarket market_order refused: {reason or 'no reason given'}")
         making = Decimal(str(answer.get("makingAmount") or 0))
         taking = Decimal(str(answer.get("takingAmount") or 0))
-        shares, usd = (taking, making) if side == "BUY" else (making, taking)
-        order_id = str(answer.get("orderID") or "")
+        shares, usd = (taking, making) if signed.side == "BUY" else (making, taking)
+        order_id = str(answer.get("orderID") or signed.order_hash)
         if shares <= 0:
             return Execution.failed(f"polymarket market_order was not filled (status {answer.get('status')!r})")
+        return self.filled(signed.token, signed.side, shares, usd, order_id, signed.info,
+                           tx_hashes=answer.get("transactionsHashes"), resting=answer.get("status") == "live")
+
+    def filled(self, token: str, side: str, shares: Decimal, usd: Decimal, order_id: str, info: dict[str, Any], *,
+               tx_hashes: Any = None, resting: bool = False) -> Execution:
+        """The execution of an order that matched ``shares`` for ``usd``: the fill and the answer."""
         price = (usd / shares).quantize(Decimal("1e-12")).normalize()
         fill = Fill(venue=NAME, network=NETWORK, asset_key=token, coin=info["outcome"] or token,
                     size=shares if side == "BUY" else -shares, price=price, fee=Decimal(0), contract="spot",
@@ -383,9 +462,8 @@ class PolymarketVenue:
                     order_id=order_id, meta=self.metadata(info))
         data = {"success": True, "orderInfo": {"orderId": order_id, "side": side, "size": num(shares),
                                                "priceUsd": num(price), "totalPriceUsd": num(usd),
-                                               "txHashes": list(answer.get("transactionsHashes") or [])}}
-        resting = (order_id,) if answer.get("status") == "live" else ()
-        return Execution(data=data, fills=(fill,), order_ids=resting)
+                                               "txHashes": list(tx_hashes or [])}}
+        return Execution(data=data, fills=(fill,), order_ids=(order_id,) if resting else ())
 
     def _redeem(self, action: Action, wallet: Wallet) -> Execution:
         if not self.paper:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from tickloop.errors import ConfigError, Problem, StoreLockedError
+from tickloop_sql.journal import RunJournal
 from tickloop_sql.store import WRITE, SqlStateStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def open_store(url: str, *, base: Path | None = None, source: str = "config", pa
     engine = make_engine(path, checkpointer)
     try:
         return SqlStateStore(url, engine, ownership=FileLock(path), notifier=DatagramNotifier(path),
-                             maintenance=checkpointer)
+                             maintenance=checkpointer, journal=RunJournal(path.with_name(path.name + ".finished-runs")))
     except DBAPIError as exc:
         engine.dispose()
         raise ConfigError(Problem(source, "state.url", f"cannot open {path}: {exc.orig}")) from None

@@ -33,6 +33,8 @@ from tickloop.sessions import OPEN_STATES, Session, State, Transition, target_st
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
 from tickloop.text import storable
 from tickloop.wallets import Wallet
+from tickloop_sql.intents import IntentsAndHolds
+from tickloop_sql.journal import RunJournal
 from tickloop_sql.tables import (SESSIONS_REVISION, ledger, meta, metadata, run_logs, runs, sessions,
                                  to_micros, transitions, wallet_funds, wallets)
 from tickloop_sql.tables import orders as orders_table
@@ -88,14 +90,15 @@ class Maintenance(Protocol):
         """End (called on close)."""
 
 
-class SqlStateStore:
+class SqlStateStore(IntentsAndHolds):
     """The :class:`tickloop.store.StateStore` on SQLAlchemy Core (see the module docstring)."""
 
     def __init__(self, url: str, engine: Engine, *, ownership: Ownership, notifier: Notifier,
-                 maintenance: Maintenance | None = None) -> None:
+                 maintenance: Maintenance | None = None, journal: RunJournal | None = None) -> None:
         self.url = url
         self.engine = engine
         self._maintenance = maintenance
+        self._journal = journal
         self._writer = engine.execution_options(**{WRITE: True})
         self._ownership = ownership
         self._notifier = notifier
@@ -323,6 +326,7 @@ class SqlStateStore:
                                   _storable(line.message)) for seq, line in enumerate(f.logs)]
             with self._writer.begin() as conn:
                 fast.finish(conn, run_rows, log_rows, session_rows)
+            self._committed(finishes)
             return
         run_rows = [{"b_id": f.run_id, "status": f.status, "finished_at": f.finished_at, "error": f.error,
                      "traceback": f.traceback} for f in finishes]
@@ -336,6 +340,15 @@ class SqlStateStore:
             if log_rows:
                 conn.execute(self._insert_logs, log_rows)
             conn.execute(self._schedule_session, session_rows)
+        self._committed(finishes)
+
+    def record_finished(self, finish: RunFinish) -> None:
+        if self._journal is not None:
+            self._journal.append(finish)
+
+    def _committed(self, finishes: Sequence[RunFinish]) -> None:
+        if self._journal is not None:
+            self._journal.committed({f.run_id for f in finishes})
 
     def get_run(self, run_id: int) -> Run:
         with self.engine.connect() as conn:
@@ -378,12 +391,25 @@ class SqlStateStore:
 
     def recover_interrupted(self, *, at: datetime) -> list[Run]:
         at = _utc(at)
+        replayed: list[int] = []
+        if self._journal is not None:
+            # Runs that finished before the process died, but whose group was not committed yet.
+            finished = self._journal.replay()
+            if finished:
+                with self.engine.connect() as conn:
+                    still = set(conn.execute(select(runs.c.id).where(
+                        runs.c.id.in_([f.run_id for f in finished]), runs.c.status == RUNNING)).scalars())
+                finishes = [f for f in finished if f.run_id in still]
+                self.finish_runs(finishes)
+                replayed = [f.run_id for f in finishes]
+            self._journal.clear()
         with self._writer.begin() as conn:
             rows = conn.execute(
                 update(runs).where(runs.c.status == RUNNING)
                 .values(status=FAILED, finished_at=at, error=INTERRUPTED)
                 .returning(*runs.c)).all()
-        return sorted((_run(row, ()) for row in rows), key=lambda run: run.id)
+        recovered = [self.get_run(run_id) for run_id in replayed] + [_run(row, ()) for row in rows]
+        return sorted(recovered, key=lambda run: run.id)
 
     # -- wallets and the ledger ----------------------------------------------------------------
 
@@ -443,14 +469,7 @@ class SqlStateStore:
 
     def record_ledger(self, entries: Sequence[LedgerEntry], *, orders: Sequence[tuple[str, str, int]] = ()) -> None:
         with self._writer.begin() as conn:
-            if entries:
-                conn.execute(insert(ledger), [_ledger_row(e) for e in entries])
-            o = orders_table.c
-            for venue, order_id, session_id in orders:
-                known = conn.execute(select(o.session_id).where(o.venue == venue, o.order_id == str(order_id))).first()
-                if known is None:
-                    conn.execute(insert(orders_table), [{"venue": venue, "order_id": str(order_id),
-                                                         "session_id": session_id}])
+            book(conn, entries, orders)
 
     def ledger(self, session_ids: Sequence[int]) -> list[LedgerEntry]:
         if not session_ids:
@@ -505,6 +524,8 @@ class SqlStateStore:
         try:
             if self._maintenance is not None:
                 self._maintenance.stop()
+            if self._journal is not None:
+                self._journal.close()
             self._notifier.close()
         finally:
             try:
@@ -645,6 +666,17 @@ def _session(row: Any) -> Session:
 
 
 _DECIMALS = ("amount", "price", "fee")
+
+
+def book(conn: Any, entries: Sequence[LedgerEntry], orders: Sequence[tuple[str, str, int]]) -> None:
+    """Append ledger entries and record resting orders' sessions, in the caller's transaction."""
+    if entries:
+        conn.execute(insert(ledger), [_ledger_row(e) for e in entries])
+    o = orders_table.c
+    for venue, order_id, session_id in orders:
+        known = conn.execute(select(o.session_id).where(o.venue == venue, o.order_id == str(order_id))).first()
+        if known is None:
+            conn.execute(insert(orders_table), [{"venue": venue, "order_id": str(order_id), "session_id": session_id}])
 
 
 def _ledger_row(entry: LedgerEntry) -> dict[str, Any]:

@@ -54,14 +54,14 @@ class SqlSuggestionStore:
         with self.engine.connect() as conn:
             return [_suggestion(row) for row in conn.execute(query)]
 
-    def decide(self, suggestion_id: int, to: str, *, at: datetime) -> Suggestion | None:
+    def decide(self, suggestion_id: int, to: str, *, at: datetime, by: str | None = None) -> Suggestion | None:
         c = suggestions.c
         at = _utc(at)
         where = [c.id == suggestion_id, c.status == st.PENDING, c.deleted_at.is_(None)]
         if to != st.EXPIRED:
             where.append((c.expires_at.is_(None)) | (c.expires_at > at))
         with self._writer.begin() as conn:
-            row = conn.execute(update(suggestions).where(*where).values(status=to, decided_at=at)
+            row = conn.execute(update(suggestions).where(*where).values(status=to, decided_at=at, decided_by=by)
                                .returning(*suggestions.c)).first()
         return _suggestion(row) if row is not None else None
 
@@ -106,4 +106,5 @@ class SqlSuggestionStore:
 def _suggestion(row: Any) -> Suggestion:
     return Suggestion(id=row.id, session_id=row.session_id, action=from_data(row.action, Action), status=row.status,
                       created_at=row.created_at, expires_at=row.expires_at, decided_at=row.decided_at,
-                      deleted_at=row.deleted_at, executed_at=row.executed_at, result=row.result, error=row.error)
+                      deleted_at=row.deleted_at, executed_at=row.executed_at, result=row.result, error=row.error,
+                      decided_by=row.decided_by)

@@ -226,6 +226,7 @@ ledger = Table(
     Column("cash_decimals", Integer, nullable=True),
     Column("order_id", Text, nullable=True),
     Column("meta", JSON, nullable=True),
+    Column("note", Text, nullable=True),  # why an adjustment was booked (tickloop reconcile adopt|close)
     sqlite_autoincrement=True,
 )
 Index("ix_ledger_session", ledger.c.session_id, ledger.c.id)
@@ -253,12 +254,52 @@ suggestions = Table(
     Column("executed_at", UtcMicros, nullable=True),
     Column("result", JSON, nullable=True),
     Column("error", Text, nullable=True),
+    # The process that approved it (tickloop.intents.Owner), so a stuck approval can be told apart
+    # from one still executing.
+    Column("decided_by", Text, nullable=True),
     sqlite_autoincrement=True,
 )
 Index("ix_suggestions_session", suggestions.c.session_id, suggestions.c.id)
 # Every run start soft-deletes its session's pending suggestions: only pending rows are indexed.
 Index("ix_suggestions_pending", suggestions.c.session_id, sqlite_where=suggestions.c.status == "pending",
       postgresql_where=suggestions.c.status == "pending")
+# Recovery looks for approvals left by a process that died: only approved rows are indexed.
+Index("ix_suggestions_approved", suggestions.c.id, sqlite_where=suggestions.c.status == "approved",
+      postgresql_where=suggestions.c.status == "approved")
+
+# Every action sent to a venue, recorded before it is sent (tickloop.intents): recovery asks the
+# venue by client_id when the owner died while it was "sending".
+intents = Table(
+    "intents", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("wallet", Text, nullable=False),
+    Column("venue", Text, nullable=False),
+    Column("action", JSON, nullable=False),  # tickloop.actions.Action, unstructured
+    Column("client_id", Text, nullable=False),
+    Column("suggestion_id", Id, nullable=True),
+    Column("owner", Text, nullable=False),  # host|pid/start of the sending process
+    Column("status", Text, nullable=False),  # sending | executed | failed
+    Column("created_at", UtcMicros, nullable=False),
+    Column("finished_at", UtcMicros, nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_intents_session", intents.c.session_id, intents.c.id)
+Index("ix_intents_suggestion", intents.c.suggestion_id)
+Index("ix_intents_account", intents.c.wallet, intents.c.venue, intents.c.id)
+# Recovery looks for intents in flight every minute: only those rows are indexed.
+Index("ix_intents_sending", intents.c.id, sqlite_where=intents.c.status == "sending",
+      postgresql_where=intents.c.status == "sending")
+
+# Sessions the scheduler does not run until reconciliation finds their ledger and venue agree.
+holds = Table(
+    "holds", metadata,
+    Column("session_id", Id, ForeignKey("sessions.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("since", UtcMicros, nullable=False),
+)
 
 meta = Table(
     "meta", metadata,

@@ -4,16 +4,39 @@ An agent folder holds ``circuit.toml`` and ``main.py`` with a module-level ``run
 optional ``unwind(agent, portfolio)``. An installed agent is an entry point in the
 ``tickloop.agents`` group whose value is a module laid out the same way: ``circuit.toml`` sits
 next to the module's file.
+
+**References.** A reference with a path separator, or starting with ``.``, is a folder; any other
+is the name of an installed agent, whatever folders the working directory holds (a session's
+stored reference must not change meaning with the directory ``serve`` runs in). A name two
+distributions declare is refused, never resolved to one of them.
+
+**Folder namespaces.** A folder is never put on ``sys.path``. Its modules import into a private
+package ``tickloop_agent_<folder>_<hash>`` whose ``__path__`` is the folder: ``main.py`` is
+``<package>.main``, ``helpers.py`` is ``<package>.helpers``. Every module loaded from the folder
+gets builtins of its own whose ``__import__`` maps an absolute import to the package when the
+folder holds that top-level name (a module, a package, or a directory without ``__init__.py``
+that nothing else provides, as under ``python main.py``). So two agents' ``helpers`` are two
+modules, and a folder's ``hyperliquid/`` is that agent's alone: the rest of the process, the
+venues included, still imports the real SDK. Relative imports work too (``from . import
+helpers``), also with ``importlib.import_module(".helpers", __package__)``; an absolute
+``importlib.import_module("helpers")`` does not go through ``__import__`` and does not see the
+folder. A small meta-path finder, answering only for the registered private packages, gives each
+module from the folder those builtins before its code runs (files, tracebacks and pickling by
+module name are the usual ones). Installed agents are ordinary packages and are imported as such.
 """
 
 from __future__ import annotations
 
+import builtins
 import hashlib
+import importlib
+import importlib.machinery
 import importlib.metadata
-import importlib.util
+import os
 import re
 import sys
 import threading
+import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -26,6 +49,8 @@ from tickloop.manifest import Manifest
 GROUP = "tickloop.agents"
 MANIFEST = "circuit.toml"
 MAIN = "main.py"
+#: How the private package of every agent folder starts (in ``sys.modules``, in pickles).
+PREFIX = "tickloop_agent_"
 
 
 @attrs.frozen
@@ -64,12 +89,25 @@ def installed_agents() -> list[InstalledAgent]:
                   key=lambda a: a.name)
 
 
+def clashes(agents: list[InstalledAgent]) -> dict[str, list[InstalledAgent]]:
+    """The agent names more than one installed distribution declares, with their declarations."""
+    by_name: dict[str, list[InstalledAgent]] = {}
+    for agent in agents:
+        by_name.setdefault(agent.name, []).append(agent)
+    return {name: found for name, found in by_name.items() if len(found) > 1}
+
+
+def clash_message(name: str, found: list[InstalledAgent]) -> str:
+    declared = " and ".join(f"{a.distribution} {a.version} ({a.value})" for a in found)
+    uninstall = " or ".join(f"pip uninstall {a.distribution}" for a in found)
+    return (f"agent {name!r} is declared by {len(found)} installed distributions: {declared}; uninstall one"
+            f" ({uninstall}), or run the one you mean by its folder path (./my-agent)")
+
+
 def is_folder_ref(ref: str) -> bool:
-    """A path (it has a separator or starts with '.'), or a bare name that is no installed agent
-    but a folder here: an installed agent wins over a same-named folder in the working directory."""
-    if "/" in ref or "\\" in ref or ref.startswith("."):
-        return True
-    return Path(ref).is_dir() and not any(ep.name == ref for ep in importlib.metadata.entry_points(group=GROUP))
+    """A folder: the reference has a path separator or starts with '.'. Anything else is the name
+    of an installed agent, even when the working directory has a folder of that name."""
+    return "/" in ref or "\\" in ref or ref.startswith(".")
 
 
 class AgentLoader:
@@ -111,20 +149,16 @@ class AgentLoader:
         main = folder / MAIN
         if not main.is_file():
             raise AgentError(f"{main}: missing (an agent folder needs main.py with a run(agent) function)")
-        digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
-        slug = re.sub(r"\W", "_", folder.name)
-        module = _import_file(f"tickloop_agent_{slug}_{digest}", main, folder)
+        module = _import_main(folder, main)
         return _agent(str(folder), folder, manifest, module, "folder", where=str(main))
 
     def _load_entry_point(self, name: str) -> Agent:
         matches = [ep for ep in importlib.metadata.entry_points(group=GROUP) if ep.name == name]
         if not matches:
-            names = ", ".join(a.name for a in installed_agents()) or "none"
-            raise UnknownAgentError(
-                f"unknown agent {name!r}: not an installed agent (installed: {names}) and not an agent folder"
-                " (a folder path needs a '/', e.g. ./my-agent)"
-            )
-        ep = matches[0]
+            raise UnknownAgentError(_unknown(name))
+        if len(matches) > 1:
+            raise AgentError(clash_message(name, [InstalledAgent.from_entry_point(ep) for ep in matches]))
+        [ep] = matches
         try:
             obj = ep.load()
         except Exception as exc:
@@ -141,27 +175,135 @@ class AgentLoader:
         return _agent(name, folder, manifest, obj, f"{info.distribution} {info.version}", where=ep.value)
 
 
-def _import_file(module_name: str, path: Path, folder: Path) -> ModuleType:
-    # The folder goes on sys.path so main.py can import its sibling modules, as it would under
-    # `python main.py`; the module gets a unique name so two agents' main.py never collide.
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except TickloopError:
-        raise
-    except BaseException as exc:  # SyntaxError, ImportError, or anything main.py raises at import
-        sys.modules.pop(module_name, None)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        line = getattr(exc, "lineno", None)
-        where = f"{path}:{line}" if line else str(path)
-        raise AgentError(f"{where}: cannot import the agent: {type(exc).__name__}: {exc}") from None
-    return module
+def _unknown(name: str) -> str:
+    installed = ", ".join(sorted({a.name for a in installed_agents()})) or "none"
+    message = f"unknown agent {name!r}: no installed agent has that name (installed: {installed})"
+    if (Path(name) / MANIFEST).is_file():
+        return f"{message}; to run the folder {name} here, write ./{name}"
+    return f"{message}, and a folder path needs a '/' (e.g. ./my-agent)"
+
+
+# -- folder namespaces ------------------------------------------------------------------------
+
+_namespaces: dict[str, _Namespace] = {}  # private package name -> its namespace
+_namespaces_lock = threading.Lock()
+
+
+class _Namespace:
+    """One agent folder's private package, and the ``__import__`` its modules use."""
+
+    def __init__(self, package: str, folder: Path) -> None:
+        self.package = package
+        self.folder = str(folder)
+        self.builtins = {**builtins.__dict__, "__import__": self._import}
+        self._owns: dict[str, bool] = {}
+        self.loading = threading.RLock()
+
+    def _import(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+        top = name.partition(".")[0]
+        if level or not self.owns(top):
+            return builtins.__import__(name, globals, locals, fromlist, level)
+        module = builtins.__import__(f"{self.package}.{name}", globals, locals, fromlist, 0)
+        # `import a.b` binds the top-level `a`: here that is <package>.a, not the package itself.
+        return module if fromlist else sys.modules[f"{self.package}.{top}"]
+
+    def owns(self, top: str) -> bool:
+        owned = self._owns.get(top)
+        if owned is None:
+            owned = self._owns[top] = self._finds(top)
+        return owned
+
+    def _finds(self, top: str) -> bool:
+        if not top or top in sys.builtin_module_names:  # builtins win, as under `python main.py`
+            return False
+        spec = importlib.machinery.PathFinder.find_spec(top, [self.folder])
+        if spec is None:
+            return False
+        # A directory without __init__.py is a namespace portion: Python prefers any real module.
+        return spec.loader is not None or (top not in sys.modules
+                                           and importlib.machinery.PathFinder.find_spec(top) is None)
+
+    def forget(self) -> None:
+        self._owns.clear()
+
+
+class _NamespaceFinder:
+    """On ``sys.meta_path``: finds the modules of registered agent packages in their folders and
+    hands out loaders that set the agent's builtins before the module's code runs."""
+
+    @staticmethod
+    def find_spec(fullname: str, path: Any = None, target: Any = None) -> Any:
+        namespace = _namespaces.get(fullname.partition(".")[0]) if fullname.startswith(PREFIX) else None
+        if namespace is None or path is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _NamespaceLoader(spec.loader, namespace.builtins)
+        return spec
+
+    @staticmethod
+    def invalidate_caches() -> None:
+        for namespace in list(_namespaces.values()):
+            namespace.forget()
+
+
+class _NamespaceLoader:
+    """The file's own loader (source, bytecode or extension), with the agent's builtins."""
+
+    def __init__(self, loader: Any, agent_builtins: dict[str, Any]) -> None:
+        self._loader = loader
+        self._builtins = agent_builtins
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__builtins__ = self._builtins  # type: ignore[attr-defined]
+        self._loader.exec_module(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename, resource readers ...
+        return getattr(self._loader, name)
+
+
+def _register(folder: Path) -> _Namespace:
+    digest = hashlib.sha1(str(folder).encode()).hexdigest()[:10]
+    package = f"{PREFIX}{re.sub(r'[^0-9A-Za-z_]', '_', folder.name)}_{digest}"
+    with _namespaces_lock:
+        namespace = _namespaces.setdefault(package, _Namespace(package, folder))
+        if package not in sys.modules:
+            module = ModuleType(package, f"the modules of the agent folder {folder}")
+            module.__path__ = [str(folder)]
+            module.__package__ = package
+            module.__spec__ = importlib.machinery.ModuleSpec(package, None, is_package=True)
+            module.__spec__.submodule_search_locations = module.__path__
+            sys.modules[package] = module
+        if _NamespaceFinder not in sys.meta_path:
+            sys.meta_path.insert(0, _NamespaceFinder)
+    return namespace
+
+
+def _import_main(folder: Path, main: Path) -> ModuleType:
+    namespace = _register(folder)
+    with namespace.loading:  # one first import per folder at a time: a failed one cleans up alone
+        try:
+            return importlib.import_module(f"{namespace.package}.main")
+        except BaseException as exc:  # SyntaxError, ImportError, anything the folder's code raises at import
+            # Nothing half-imported stays: the folder, once fixed, imports afresh.
+            for name in [n for n in sys.modules if n.startswith(namespace.package + ".")]:
+                del sys.modules[name]
+            if isinstance(exc, (TickloopError, KeyboardInterrupt)):
+                raise
+            where = _where(exc, folder, main)
+            raise AgentError(f"{where}: cannot import the agent: {type(exc).__name__}: {exc}") from None
+
+
+def _where(exc: BaseException, folder: Path, main: Path) -> str:
+    """The file and line in the folder that failed: a syntax error's own, else the innermost frame."""
+    inside = str(folder) + os.sep
+    if isinstance(exc, SyntaxError) and exc.filename and exc.filename.startswith(inside) and exc.lineno:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(inside)]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else str(main)
 
 
 def _agent(ref: str, folder: Path, manifest: Manifest, module: Any, source: str, *, where: str) -> Agent:

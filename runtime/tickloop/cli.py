@@ -185,6 +185,7 @@ def cli(ctx: click.Context, home: str | None, config_path: str | None) -> None:
       tickloop sessions start ./my-agent --wallet 0x...
       tickloop serve                               # run every session on its schedule
       tickloop suggestions list                    # manual mode: approve or reject
+      tickloop reconcile                           # compare the venues with the ledgers
     """
     options = Options(home, config_path)
     ctx.obj = options
@@ -240,6 +241,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
 
     def ready() -> None:
         open_sessions = len(rt.sessions(states=["running", "paused", "unwinding"]))
+        isolation = getattr(rt.executor, "isolation", None)
+        if isolation is not None:
+            err.print(f"tickloop serve: {isolation()}")
         err.print(f"tickloop serve: home {rt.config.home}, {open_sessions} open session(s),"
                   f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
 
@@ -339,11 +343,13 @@ def agents() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def agents_list(as_json: bool) -> None:
     """List installed agents with their manifest's name, version and schedule."""
-    from tickloop.agents import AgentLoader, installed_agents
+    from tickloop.agents import AgentLoader, clashes, installed_agents
 
     loader = AgentLoader()
     rows = []
-    for info in installed_agents():
+    installed = installed_agents()
+    clashing = clashes(installed)
+    for info in installed:
         row: dict[str, Any] = {"name": info.name, "entry_point": info.value, "distribution": info.distribution,
                                "version": info.version}
         try:
@@ -355,18 +361,30 @@ def agents_list(as_json: bool) -> None:
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
+        _warn_clashes(clashing)
         return
     from rich.table import Table
 
     table = Table("name", "version", "tagline", "schedule", "modes", "from")
     for row in rows:
         if row["error"]:
-            table.add_row(row["name"], "", f"[red]{row['error']}[/]", "", "", row["distribution"] or "")
+            clash = clashing.get(row["name"])
+            error = f"{len(clash)} distributions declare this name (below)" if clash else row["error"]
+            table.add_row(row["name"], "", f"[red]{error}[/]", "", "", row["distribution"] or "")
         else:
             table.add_row(row["name"], row["version"] or "", row["tagline"], row["schedule"], ",".join(row["modes"]),
                           f"{row['distribution']} {row['version']}")
     console = _console()
     console.print(table if rows else "no agents installed (pip install ./agents/hello, or run a folder by path)")
+    _warn_clashes(clashing)
+
+
+def _warn_clashes(clashing: Mapping[str, Any]) -> None:
+    from tickloop.agents import clash_message
+
+    for name, found in clashing.items():
+        _console(stderr=True).print(f"warning: {clash_message(name, found)}", style="yellow", markup=False,
+                                    soft_wrap=True)
 
 
 @cli.group()
@@ -453,16 +471,22 @@ def sessions_list(ctx: click.Context, states: tuple[str, ...], as_json: bool) ->
     """List sessions."""
     rt = _rt(ctx)
     found = rt.sessions(states=states or None)
+    holds = rt.holds()
     if as_json:
-        _json_out(found)
+        from tickloop.wire import to_data
+
+        _json_out([{**to_data(s), "hold": to_data(holds.get(s.id))} for s in found])
         return
     from rich.table import Table
 
     table = Table("id", "agent", "wallet", "mode", "state", "schedule", "next run")
     for s in found:
         next_run = _when(s.next_run_at) if s.state in ("running", "unwinding") else "-"
-        table.add_row(str(s.id), s.agent, s.wallet, s.mode, _state_text(s.state), s.schedule.describe(), next_run)
+        state = _state_text(s.state) + (" [red](held)[/]" if s.id in holds else "")
+        table.add_row(str(s.id), s.agent, s.wallet, s.mode, state, s.schedule.describe(), next_run)
     _console().print(table if found else "no sessions")
+    if holds.keys() & {s.id for s in found}:
+        _console().print("held sessions do not run until reconciled: tickloop sessions show ID says why")
 
 
 def _state_text(state: Any) -> str:
@@ -492,10 +516,11 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
     pending = len(rt.suggestions(session_id, status="pending"))
     margin = _shared_margin(rt, session)
     left_open = session.state == "stopped" and bool(portfolio.positions)
+    hold = rt.holds().get(session_id)
     if as_json:
         from tickloop.wire import to_data
 
-        click.echo(json.dumps({"session": to_data(session), "transitions": to_data(transitions),
+        click.echo(json.dumps({"session": to_data(session), "hold": to_data(hold), "transitions": to_data(transitions),
                                "upcoming": [u.isoformat() for u in upcoming], "runs": to_data(recent),
                                "allocation": _allocation_data(session), "portfolio": portfolio.to_dict(),
                                "left_open": [to_data(p) for p in portfolio.positions] if left_open else [],
@@ -504,6 +529,10 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
     console = _console()
     console.print(f"[bold]session {session.id}[/]: {session.agent} ({session.agent_ref})")
     console.print(f"  state      {_state_text(session.state)}")
+    if hold is not None:
+        from tickloop.reconcile import hold_text
+
+        console.print(f"  held       {hold_text(hold)}", style="red", markup=False, soft_wrap=True)
     console.print(f"  wallet     {session.wallet}    mode {session.mode}")
     console.print(f"  schedule   {session.schedule.describe()}")
     if upcoming:
@@ -636,6 +665,8 @@ def _lifecycle(action: str, help_text: str) -> None:
         rt = _rt(ctx)
         session: Session = getattr(rt, action)(session_id, reason=reason or f"tickloop sessions {action}")
         _print_lifecycle(rt, session, as_json)
+        if action == "stop":
+            _warn_left_open(rt, session)
 
 
 def _print_lifecycle(rt: Runtime, session: Session, as_json: bool) -> None:
@@ -658,6 +689,17 @@ def _print_lifecycle(rt: Runtime, session: Session, as_json: bool) -> None:
             click.echo(f"  {last[-1].error}")
 
 
+def _warn_left_open(rt: Runtime, session: Session) -> None:
+    """Stopping never leaves positions silently: say what stays open, and how to close it."""
+    positions = rt.portfolio(session.id).positions
+    if not positions:
+        return
+    left = ", ".join(f"{p.venue} {p.coin} {p.size}" for p in positions)
+    click.echo(f"warning: session {session.id} stopped with positions left open: {left}. They stay on the"
+               " venue and tickloop no longer trades them; to close a session's positions, unwind it instead of"
+               f" stopping it (tickloop sessions unwind ID), or close them on the venue yourself", err=True)
+
+
 _lifecycle("pause", "Pause a running session: no cycles run; schedule, memory and allocation are kept.")
 _lifecycle("resume", "Resume a paused session at its next scheduled point (no catch-up run).")
 _lifecycle("stop", "Stop a session without unwinding (also ends an unwind waiting for approvals); its session"
@@ -678,6 +720,14 @@ def sessions_unwind(ctx: click.Context, session_id: int, assets: tuple[str, ...]
     rt = _rt(ctx)
     session = rt.unwind(session_id, assets=list(assets) or None, reason=reason or "tickloop sessions unwind")
     _print_lifecycle(rt, session, as_json)
+    if session.state == "stopped" and not as_json:
+        # What the venue holds that no ledger explains is not "nothing left": the unwind said so.
+        from tickloop.execution import VENUE_RESIDUE
+
+        last = rt.runs(session.id, limit=1)
+        for line in last[-1].logs if last else ():
+            if line.message.startswith(VENUE_RESIDUE):
+                click.echo(f"  {line.message.removeprefix(VENUE_RESIDUE)}")
 
 
 # -- wallets ------------------------------------------------------------------------------------
@@ -975,6 +1025,119 @@ def logs(ctx: click.Context, session_id: int | None, run_id: int | None, limit: 
         console.print("no log lines")
 
 
+# -- reconcile ----------------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def reconcile(ctx: click.Context, as_json: bool) -> None:
+    """Compare each account on its venue with its sessions' ledgers; hold sessions that differ.
+
+    \b
+    First settles what dead processes left (orders sent but not booked, approvals stuck), then
+    compares positions and open orders. A session whose ledger differs is held (not run) until
+    `tickloop reconcile adopt` or `close` resolves it, or a later reconcile finds no difference.
+    Exits 1 when something differs or a venue could not be reached.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    found = _rt(ctx).reconcile()
+    if as_json:
+        click.echo(json.dumps(_reconciliation_data(found), indent=2))
+    else:
+        _print_reconciliation(found)
+    if not found.clean:
+        ctx.exit(1)
+
+
+def _difference_data(d: Any) -> dict[str, Any]:
+    return {"venue": d.venue, "wallet": d.wallet, "asset": d.asset_key, "coin": d.coin,
+            "venue_size": format(d.venue_size, "f"), "ledger_size": format(d.ledger_size, "f"),
+            "difference": format(d.size, "f"), "sessions": list(d.sessions),
+            "order_id": d.order.order_id if d.order is not None else None, "description": d.describe()}
+
+
+def _reconciliation_data(found: Any) -> dict[str, Any]:
+    return {"accounts": [{"wallet": a.wallet, "venue": a.venue, "status": a.status, "error": a.error,
+                          "differences": [_difference_data(d) for d in a.differences]} for a in found.accounts],
+            "held": list(found.held), "released": list(found.released),
+            "recovered": [r.describe() for r in found.recovery.intents + found.recovery.suggestions]}
+
+
+def _print_reconciliation(found: Any) -> None:
+    for item in found.recovery.intents + found.recovery.suggestions:
+        click.echo(f"recovered {item.describe()}")
+    if not found.accounts:
+        click.echo("no accounts to compare: no session has traded yet")
+    for account in found.accounts:
+        click.echo(account.describe())
+        for d in account.differences:
+            click.echo(f"  {d.describe()}")
+    for session_id in found.held:
+        click.echo(f"session {session_id} is held: it does not run until resolved with tickloop reconcile adopt"
+                   f" {session_id} (book the venue's view) or tickloop reconcile close {session_id} (trade the"
+                   " difference away)")
+    for session_id in found.released:
+        click.echo(f"session {session_id} is released: its ledger and the venues agree")
+
+
+def _resolve(ctx: click.Context, how: str, session_id: int, asset: str | None, as_json: bool) -> None:
+    rt = _rt(ctx)
+    done = rt.adopt(session_id, asset) if how == "adopt" else rt.close_difference(session_id, asset)
+    if as_json:
+        click.echo(json.dumps({"session": session_id, "resolved": [_difference_data(d) for d in done.resolved],
+                               "booked": list(done.booked),
+                               "submitted": [{"action": text, "result": result.to_dict()}
+                                             for text, result in done.submitted],
+                               "released": done.released, "after": _reconciliation_data(done.after)},
+                              indent=2, default=str))
+        return
+    for line in done.booked:
+        click.echo(f"booked to session {session_id}: {line}")
+    for text, result in done.submitted:
+        data = result.data if result.success else None
+        if data is not None and hasattr(data, "get") and data.get("suggested"):
+            click.echo(f"suggested: {text} (suggestion {data['suggestionId']}: approve it with tickloop suggestions"
+                       f" approve {data['suggestionId']})")
+        elif result.success:
+            click.echo(f"executed: {text}")
+        else:
+            click.echo(f"failed: {text}: {result.error} (the difference stays booked: the ledger holds what the"
+                       " venue holds)")
+    left = done.after.for_session(session_id)
+    if left:
+        click.echo(f"session {session_id} is still held:")
+        for d in left:
+            click.echo(f"  {d.describe()}")
+    else:
+        click.echo(f"session {session_id} agrees with the venues and is not held")
+
+
+@reconcile.command("adopt")
+@click.argument("session_id", type=int)
+@click.option("--asset", default=None, metavar="KEY",
+              help="Only this asset (an asset key, a coin or an order id); also takes residue no session explains.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def reconcile_adopt(ctx: click.Context, session_id: int, asset: str | None, as_json: bool) -> None:
+    """Adopt the venue's view: book each difference to the session's ledger as an adjustment
+    entry (at the venue's price), and unknown open orders as the session's."""
+    _resolve(ctx, "adopt", session_id, asset, as_json)
+
+
+@reconcile.command("close")
+@click.argument("session_id", type=int)
+@click.option("--asset", default=None, metavar="KEY",
+              help="Only this asset (an asset key, a coin or an order id); also takes residue no session explains.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def reconcile_close(ctx: click.Context, session_id: int, asset: str | None, as_json: bool) -> None:
+    """Close the difference: book it (as adopt does), then trade it away with an order through
+    the gateway (manual mode: a suggestion to approve), or cancel an unknown open order."""
+    _resolve(ctx, "close", session_id, asset, as_json)
+
+
 def _blocked_plugins(args: list[str]) -> list[str]:
     """``[plugins] block`` of the config these arguments select (--home, --config, environment)."""
     from tickloop.config import Config
@@ -1002,7 +1165,24 @@ def main(argv: list[str] | None = None) -> None:
     except TickloopError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    cli.main(args=args, prog_name="tickloop")
+    try:
+        cli.main(args=args, prog_name="tickloop")
+    except SystemExit as exc:
+        _leave(exc.code)
+
+
+def _leave(code: Any) -> None:
+    """Exit with ``code``, even when threads an agent started (inline executor) still run: they
+    must not keep ``serve`` or ``run`` from ending. The runtime is closed by now."""
+    import os
+
+    lingering = [t for t in threading.enumerate()
+                 if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not lingering:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ NUMBER_RANGES: dict[str, Range] = {
     "runtime.workers": Range(1, 256, whole=True),
     "runtime.run_timeout_seconds": Range(0, 7 * 86_400, above=True),  # a week
     "runtime.misfire_grace_seconds": Range(0, 365 * 86_400, above=True),  # a year
+    "runtime.recovery_interval_seconds": Range(0, 86_400, above=True),  # a day
     "routing.manual_above_usd": Range(0, 1e12),
     "wallets.margin_warning": Range(0, 1000, above=True),  # above 1: in effect, never warn
     "api.port": Range(0, 65_535, whole=True),  # 0: any free port
@@ -58,6 +59,14 @@ class RuntimeSection:
     run_timeout_seconds: float = _number("runtime.run_timeout_seconds", 300.0)
     missed_runs: Literal["coalesce", "skip"] = "coalesce"
     misfire_grace_seconds: float = _number("runtime.misfire_grace_seconds", 60.0)
+    # How often serve settles what dead processes left (intents, approvals); see docs/reliability.md.
+    recovery_interval_seconds: float = _number("runtime.recovery_interval_seconds", 60.0)
+    # How agent processes are isolated (the process executor): "auto" sandboxes them with
+    # bubblewrap when it is installed, "bwrap" requires it, "none" does not sandbox.
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    # Extra environment variables agent processes get (names or fnmatch patterns); keys and
+    # tickloop's secrets are never passed.
+    worker_env: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from tickloop.actions import MESSAGE, TRANSACTION, Action
+from tickloop.channel import Call, Channel, ChannelMemory, Target, VenueProxy, plain
 from tickloop.memory import Memory
 from tickloop.portfolio import Portfolio
 from tickloop.results import Result
@@ -58,7 +58,12 @@ class Platforms:
 
 
 class AgentContext:
-    """The agent's view of its session for one run."""
+    """The agent's view of its session for one run.
+
+    Who the run is (``sessionId``, ``sessionWalletAddress``, ``executionMode``) is read-only:
+    what the agent does is done by the runtime for the session the run was dispatched for,
+    through the run's channel (:mod:`tickloop.channel`), whatever the agent writes here.
+    """
 
     def __init__(
         self,
@@ -68,25 +73,48 @@ class AgentContext:
         executionMode: str = "auto",
         settings: dict[str, Any] | None = None,
         portfolio: Portfolio | None = None,
-        memory: Memory | None = None,
+        memory: Memory | ChannelMemory | None = None,
         platforms: Platforms | None = None,
         clock: Callable[[], datetime] | None = None,
         on_log: Callable[[LogLine], None] | None = None,
-        on_clear_suggestions: Callable[[], int] | None = None,
-        submit: Callable[[Action], Result] | None = None,
+        channel: Channel | None = None,
     ) -> None:
-        self.sessionId = sessionId
-        self.sessionWalletAddress = sessionWalletAddress
-        self.executionMode = executionMode
+        self._identity = (sessionId, sessionWalletAddress, executionMode)
         self.settings = dict(settings or {})
         self.portfolio = portfolio or Portfolio.empty()
+        if channel is not None:
+            memory = memory or ChannelMemory(channel)
+            platforms = platforms or Platforms(lambda name: VenueProxy(channel, name))
         self.memory = memory
         self.platforms = platforms or Platforms()
         self.logs: list[LogLine] = []
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._on_log = on_log
-        self._on_clear = on_clear_suggestions
-        self._submit = submit
+        self._channel = channel
+
+    @property
+    def sessionId(self) -> int:
+        return self._identity[0]
+
+    @sessionId.setter
+    def sessionId(self, value: Any) -> None:
+        _read_only("sessionId")
+
+    @property
+    def sessionWalletAddress(self) -> str:
+        return self._identity[1]
+
+    @sessionWalletAddress.setter
+    def sessionWalletAddress(self, value: Any) -> None:
+        _read_only("sessionWalletAddress")
+
+    @property
+    def executionMode(self) -> str:
+        return self._identity[2]
+
+    @executionMode.setter
+    def executionMode(self, value: Any) -> None:
+        _read_only("executionMode")
 
     # snake_case aliases
     @property
@@ -118,67 +146,29 @@ class AgentContext:
         "ethereum:<chainId>" | "solana", request: {to_address, data, value, ...} |
         {hex_transaction}, message?, expiresAt?}``. Routed like every action: executed by the
         venue named for its chain family (``evm`` or ``solana``), or suggested in manual mode."""
-        return self._transaction(request, "sign_and_send", TRANSACTION)
+        return self._call("sign_and_send", request)
 
     def sign_message(self, request: Any) -> Result:
         """Sign an EVM message, Circuit's ``sign_message``: ``{messageType: "eip712" | "eip191",
         data, chainId}``; in manual mode it is always a suggestion."""
-        body = _as_dict(request)
-        if body is None or body.get("messageType") not in ("eip712", "eip191") or "data" not in body:
-            return Result.fail("sign_message: expected {messageType: 'eip712' | 'eip191', data, chainId}")
-        return self._route(Action(venue="evm", kind=MESSAGE, method="sign_message", params=body,
-                                  session_id=self.sessionId, wallet=self.sessionWalletAddress))
-
-    def _transaction(self, request: Any, method: str, kind: str) -> Result:
-        body = _as_dict(request)
-        network = body.get("network") if body is not None else None
-        if not isinstance(network, str) or not (network == "solana" or _is_evm_network(network)):
-            return Result.fail(f"{method}: network must be 'ethereum:<chainId>' or 'solana', got {network!r}")
-        if not isinstance(body.get("request"), dict):
-            return Result.fail(f"{method}: request must be an object (the transaction)")
-        message = body.get("message")
-        if message is not None and len(str(message)) > 250:
-            return Result.fail(f"{method}: message must be at most 250 characters")
-        expires = body.get("expiresAt") or body.get("expires_at")
-        try:
-            expires_at = datetime.fromisoformat(expires) if expires else None
-        except (TypeError, ValueError):
-            return Result.fail(f"{method}: expiresAt must be an ISO 8601 time, got {expires!r}")
-        if expires_at is not None and expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
-        venue = "solana" if network == "solana" else "evm"
-        return self._route(Action(venue=venue, kind=kind, method=method, params=body, session_id=self.sessionId,
-                                  wallet=self.sessionWalletAddress, expires_at=expires_at,
-                                  message=str(message) if message is not None else None))
-
-    def _route(self, action: Action) -> Result:
-        if self._submit is None:
-            return Result.fail(f"{action.method}: this context has no gateway to venues")
-        return self._submit(action)
+        return self._call("sign_message", request)
 
     def clear_suggested_transactions(self) -> Result:
         """Soft-delete this session's pending suggestions now."""
-        if self._on_clear is None:
+        if self._channel is None:
             return Result.ok({"cleared": 0})
-        try:
-            return Result.ok({"cleared": self._on_clear()})
-        except Exception as exc:
-            return Result.fail(f"clear suggested transactions failed: {exc}")
+        return self._call("clear_suggested_transactions")
+
+    def _call(self, method: str, *args: Any) -> Result:
+        if self._channel is None:
+            return Result.fail(f"{method}: this context has no gateway to venues")
+        return self._channel.call(Call(Target.CONTEXT, method, tuple(plain(a) for a in args)))
 
     def __repr__(self) -> str:
         return f"AgentContext(sessionId={self.sessionId!r}, executionMode={self.executionMode!r})"
 
 
-def _as_dict(request: Any) -> dict[str, Any] | None:
-    """A request as a dict: a dict, or a pydantic model from the Circuit SDK (``model_dump``)."""
-    if isinstance(request, dict):
-        return dict(request)
-    dump = getattr(request, "model_dump", None)
-    if dump is not None:
-        return dict(dump(by_alias=True, exclude_unset=True))
-    return None
+def _read_only(name: str) -> None:
+    raise AttributeError(f"agent.{name} is read-only: a run acts for the session it was started for")
 
 
-def _is_evm_network(network: str) -> bool:
-    prefix, _, chain = network.partition(":")
-    return prefix == "ethereum" and chain.isdigit() and int(chain) > 0

@@ -1,5 +1,6 @@
-"""Executing runs: the job an executor receives, the outcome it returns, and the code that
-builds an agent's context and calls it (the same in the parent and in worker processes)."""
+"""Executing runs: the job an executor receives, the outcome it returns, the code that builds an
+agent's context and calls it (:class:`AgentRunner`, wherever agent code runs) and the runtime's
+side of a run (:class:`RunEnvironment`: its channel's binding, the gateway, the closers)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import attrs
 
-from tickloop.context import AgentContext, Platforms
+from tickloop.binding import RunBinding
+from tickloop.channel import Channel, LocalChannel
+from tickloop.context import AgentContext
 from tickloop.errors import TickloopError
-from tickloop.memory import Memory, MemoryBackend
+from tickloop.memory import MemoryBackend
 from tickloop.portfolio import Portfolio
 from tickloop.runs import FAILED, SUCCEEDED, LogLine
 from tickloop.sessions import Session
@@ -45,6 +48,8 @@ class RunJob:
     timeout: float | None = None
     #: the session as the runtime saw it at dispatch (routers and closers are given it)
     session: Session | None = None
+    #: the run's permit: calls over its channel must carry it (empty: the binding makes one)
+    permit: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen
@@ -70,33 +75,52 @@ class Executor(Protocol):
         """Stop workers; jobs still running are abandoned."""
 
 
+class AgentRunner:
+    """Calls an agent's function for a job, wherever agent code runs: the runtime's own thread
+    (``inline``) or a worker process (``process``). Everything beyond the job itself reaches the
+    runtime through ``channel``."""
+
+    def __init__(self, *, hook: Any, agents: AgentLoader) -> None:
+        self.hook = hook
+        self.agents = agents
+
+    def run(self, job: RunJob, channel: Channel, on_log: Callable[[LogLine], None] | None = None) -> RunOutcome:
+        """Run the job's ``run`` or ``unwind``; every failure becomes an outcome, nothing raises."""
+        try:
+            agent = self.agents.load(job.agent_ref)
+        except TickloopError as exc:
+            return RunOutcome(job.run_id, FAILED, error=str(exc))
+        context = AgentContext(sessionId=job.session_id, sessionWalletAddress=job.wallet, executionMode=job.mode,
+                               settings=job.settings, portfolio=job.portfolio, clock=_clock(job.frozen_now),
+                               on_log=on_log, channel=channel)
+        function = agent.unwind if job.kind == "unwind" else agent.run
+        if function is None:
+            context.log("agent has no unwind function; the closers close what is open")
+            return RunOutcome(job.run_id, SUCCEEDED, logs=tuple(context.logs))
+        outcome = self.hook.tickloop_run_call(job=job, context=context, function=function)
+        if outcome is None:  # every implementation declined (the built-in one was blocked)
+            return RunOutcome(job.run_id, FAILED, error="no plugin invoked the agent (tickloop_run_call)",
+                              logs=tuple(context.logs))
+        return outcome
+
+
 class RunEnvironment:
-    """What executes a :class:`RunJob` in this process: agents, memory, hooks and the gateway to
-    the venues (opened on first use: a run that trades nothing never touches the state store)."""
+    """The runtime's side of executing runs: agents (for ``inline``), memory, hooks, the gateway
+    to the venues (opened on first use: a run that trades nothing never touches the state store),
+    a :class:`RunBinding` per run, and the closers after an unwind."""
 
     def __init__(self, *, hook: Any, memory: MemoryBackend, agents: AgentLoader, config: Config | None = None,
                  registry: Registry | None = None, store: StateStore | None = None) -> None:
         self.hook = hook
         self.memory = memory
         self.agents = agents
+        self.runner = AgentRunner(hook=hook, agents=agents)
         self.config = config
         self.registry = registry
         self._store = store
         self._own_store = False
         self._gateway: Gateway | None = None
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_config(cls, config: Config) -> RunEnvironment:
-        """Build an environment from configuration alone (in a worker process)."""
-        from tickloop.agents import AgentLoader
-        from tickloop.plugins import make_plugin_manager
-        from tickloop.registry import Registry
-
-        pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load)
-        registry = Registry.from_plugin_manager(pm)
-        memory = registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
-        return cls(hook=pm.hook, memory=memory, agents=AgentLoader(), config=config, registry=registry)
 
     def gateway(self, clock: Callable[[], datetime] | None = None) -> Gateway:
         """The gateway of this process (with ``clock`` for this run, when given)."""
@@ -118,6 +142,17 @@ class RunEnvironment:
             gateway = self._gateway
         return gateway if clock is None else gateway.with_clock(clock)
 
+    def secret_env_names(self) -> list[str]:
+        """Environment variables that hold keys or keystore passwords of known wallets (never
+        passed to agent processes)."""
+        from tickloop.wallets import DEFAULT_PASSWORD_ENV
+
+        names = {DEFAULT_PASSWORD_ENV}
+        if self.config is not None:
+            for wallet in self.gateway().store.list_wallets():
+                names.update(name for name in (wallet.key_env, wallet.password_env) if name)
+        return sorted(names)
+
     def close(self) -> None:
         """Close the venues this environment built, and the store it opened itself."""
         gateway, self._gateway = self._gateway, None
@@ -128,98 +163,86 @@ class RunEnvironment:
             self._store.close()
             self._store = None
 
-    def context(self, job: RunJob, on_log: Callable[[LogLine], None] | None = None) -> AgentContext:
+    def bind(self, job: RunJob) -> RunBinding:
+        """The runtime's end of the job's channel: answers its agent's calls as its session."""
         clock = _clock(job.frozen_now)
-        session = job.session
-        platforms = Platforms(self._venue_api(session, clock)) if session is not None else None
-        return AgentContext(
-            sessionId=job.session_id,
-            sessionWalletAddress=job.wallet,
-            executionMode=job.mode,
-            settings=job.settings,
-            portfolio=job.portfolio,
-            memory=Memory(self.memory, session_id=job.session_id, agent=job.agent, now=lambda: clock().timestamp()),
-            platforms=platforms,
-            clock=clock,
-            on_log=on_log,
-            on_clear_suggestions=(lambda: self.gateway(clock).suggestions.delete_pending([job.session_id], at=clock()))
-            if self.config is not None else None,
-            submit=(lambda action: self.gateway(clock).submit(session, action))
-            if self.config is not None and session is not None else None,
-        )
-
-    def _venue_api(self, session: Session, clock: Callable[[], datetime]) -> Callable[[str], Any]:
-        def api(name: str) -> Any:
-            if self.registry is None or name not in self.registry.names("venue"):
-                return None
-            gateway = self.gateway(clock)
-            return gateway.venues.get(name).agent_api(session, gateway)
-
-        return api
+        registry = self.registry
+        return RunBinding(job, memory=self.memory, clock=clock,
+                          gateway=(lambda: self.gateway(clock)) if self.config is not None else None,
+                          venue_names=(lambda: registry.names("venue")) if registry is not None else None)
 
     def execute(self, job: RunJob, on_log: Callable[[LogLine], None] | None = None) -> RunOutcome:
-        """Run the job's agent function (and for an unwind, the closers); every failure becomes
-        an outcome, nothing raises."""
-        context = None
-        if job.kind != "close":
-            try:
-                agent = self.agents.load(job.agent_ref)
-            except TickloopError as exc:
-                if job.kind == "run":
-                    return RunOutcome(job.run_id, FAILED, error=str(exc))
-                agent, outcome = None, RunOutcome(job.run_id, FAILED, error=str(exc))
-            context = self.context(job, on_log)
-            if agent is not None:
-                function = agent.unwind if job.kind == "unwind" else agent.run
-                if function is None:
-                    context.log("agent has no unwind function; the closers close what is open")
-                    outcome = RunOutcome(job.run_id, SUCCEEDED)
-                else:
-                    outcome = self.hook.tickloop_run_call(job=job, context=context, function=function)
-                    if outcome is None:  # every implementation declined (the built-in one was blocked)
-                        outcome = RunOutcome(job.run_id, FAILED,
-                                             error="no plugin invoked the agent (tickloop_run_call)")
-            if job.kind == "run":
-                return outcome
-        else:
-            context = self.context(job, on_log)
-            outcome = RunOutcome(job.run_id, SUCCEEDED)
-        return self._close(job, context, outcome)
-
-    def _close(self, job: RunJob, context: AgentContext, outcome: RunOutcome) -> RunOutcome:
-        """After an unwind: hand what the session still holds to the closers."""
-        session = job.session
-        if session is None or self.config is None:
-            return attrs.evolve(outcome, logs=tuple(context.logs), closed=True)
+        """Execute the job in this process: the agent's function, then (unwind) the closers."""
+        binding = self.bind(job)
         try:
-            gateway = self.gateway(context._clock)
+            outcome = RunOutcome(job.run_id, SUCCEEDED) if job.kind == "close" else \
+                self.runner.run(job, LocalChannel(binding), on_log)
+        finally:
+            binding.revoke()
+        return self.finish(job, outcome)
+
+    def finish(self, job: RunJob, outcome: RunOutcome) -> RunOutcome:
+        """After the agent's function: for an unwind (or a close run), hand what the session still
+        holds to the closers, in this process, and add what they logged to the outcome."""
+        session = job.session
+        if job.kind == "run":
+            return outcome
+        if session is None or self.config is None:
+            return attrs.evolve(outcome, closed=True)
+        clock = _clock(job.frozen_now)
+        lines = list(outcome.logs)
+
+        def log(text: str, error: bool = False) -> None:
+            lines.append(LogLine(at=clock(), level="error" if error else "info", message=text))
+
+        try:
+            gateway = self.gateway(clock)
             # The agent's unwind suggested orders (manual mode, or a router's threshold): they are
             # not executed yet, so the closers would suggest closing the same positions again, and
             # approving both would close twice (flipping the position). The closers wait: once the
             # suggestions are approved, the runtime runs them again (a close run).
             waiting = gateway.suggestions.count_pending(session.id) if job.kind == "unwind" else 0
             if waiting:
-                context.log(f"the closers wait until the {waiting} suggestion(s) of the agent's unwind are approved")
-                return attrs.evolve(outcome, logs=tuple(context.logs), closed=True)
-            reports = gateway.close_positions(
-                session, session.unwind_assets, lambda text, error: context.log(text, error=error))
+                log(f"the closers wait until the {waiting} suggestion(s) of the agent's unwind are approved")
+                return attrs.evolve(outcome, logs=tuple(lines), closed=True)
+            reports = gateway.close_positions(session, session.unwind_assets, log)
         except Exception as exc:
-            context.log(f"closing positions failed: {type(exc).__name__}: {exc}", error=True)
-            return attrs.evolve(outcome, logs=tuple(context.logs))
-        if session.unwind_assets is not None:
+            log(f"closing positions failed: {type(exc).__name__}: {exc}", error=True)
+            return attrs.evolve(outcome, logs=tuple(lines))
+        if session.unwind_assets is None:
+            _venue_residue(gateway, session, log)
+        else:
             held = gateway.portfolio(session.id, marked=False)
             selected = set(held.select(session.unwind_assets).positions)
             for p in held.positions:
-                if p in selected:
-                    continue
-                context.log(f"{p.venue} {p.coin} size {p.size} left open: not among the assets selected for unwind")
+                if p not in selected:
+                    log(f"{p.venue} {p.coin} size {p.size} left open: not among the assets selected for unwind")
         residue = [item for report in reports for item in report.residue]
         if residue and outcome.status == SUCCEEDED:
             # Positions the closers could not close make the unwind a failure people see in
             # `runs list`, not a success with a footnote.
-            return attrs.evolve(outcome, status=FAILED, logs=tuple(context.logs), closed=True,
+            return attrs.evolve(outcome, status=FAILED, logs=tuple(lines), closed=True,
                                 error="left open: " + "; ".join(item.describe() for item in residue))
-        return attrs.evolve(outcome, logs=tuple(context.logs), closed=True)
+        return attrs.evolve(outcome, logs=tuple(lines), closed=True)
+
+
+#: How an unwind's log marks what the venue holds on the session's account that no ledger explains.
+VENUE_RESIDUE = "venue residue: "
+
+
+def _venue_residue(gateway: Gateway, session: Session, log: Callable[[str, bool], None]) -> None:
+    """After a full unwind, what the session's account holds that its ledgers do not explain is
+    said, never hidden behind "nothing left" (a fill booked nowhere, a position opened by hand)."""
+    from tickloop.reconcile import reconcile
+
+    try:
+        found = reconcile(gateway, wallets=[session.wallet], hold=False, settle=0.0)
+    except Exception as exc:  # the account could not be compared: say so, the unwind stands
+        log(f"{VENUE_RESIDUE}the account could not be compared with the ledgers: {exc}", True)
+        return
+    for difference in found.differences:
+        if not difference.sessions or session.id in difference.sessions:
+            log(VENUE_RESIDUE + difference.describe(), True)
 
 
 def _clock(frozen: datetime | None) -> Callable[[], datetime]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tickloop.execution import RunJob, RunOutcome
     from tickloop.registry import Backend
     from tickloop.runs import Run
-    from tickloop.sessions import Session, Transition
+    from tickloop.sessions import Hold, Session, Transition
     from tickloop.suggestions import Suggestion
 
     Register = Callable[[Backend], None]
@@ -187,6 +187,21 @@ def tickloop_session_transitioned(session: Session, transition: Transition) -> N
     :param session: the session as it is after the change.
     :param transition: the :class:`tickloop.sessions.Transition` that was recorded: ``action``,
         ``from_state``, ``to_state``, ``at`` and ``reason``.
+    :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+@_spec
+def tickloop_session_held(session: Session, hold: Hold | None) -> None:
+    """Called after reconciliation held a session (its ledger and a venue disagree, so the
+    scheduler stops running it) or released it (they agree again), for example to alert
+    someone.
+
+    :param session: the session held or released (its state does not change).
+    :param hold: the :class:`tickloop.sessions.Hold` (``reason``: the differences, ``since``),
+        or None when the hold was released.
     :returns: nothing; the return value is ignored.
 
     .. versionadded:: 0.1

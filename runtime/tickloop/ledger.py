@@ -23,6 +23,11 @@ from tickloop.actions import Fill
 
 ALLOCATION = "allocation"
 FILL = "fill"
+#: A fill-like entry booked by reconciliation (``tickloop reconcile adopt|close``): the difference
+#: between the venue and the ledger, at the venue's price; ``note`` says why.
+ADJUSTMENT = "adjustment"
+#: Entries that move holdings.
+TRADES = (FILL, ADJUSTMENT)
 
 ZERO = Decimal(0)
 
@@ -30,7 +35,8 @@ ZERO = Decimal(0)
 @attrs.frozen
 class LedgerEntry:
     """One ledger row. ``kind`` is ``allocation`` (cash given to the session at start, in raw
-    units in ``amount``) or ``fill`` (one trade, as a :class:`tickloop.actions.Fill`)."""
+    units in ``amount``), ``fill`` (one trade, as a :class:`tickloop.actions.Fill`) or
+    ``adjustment`` (a difference with the venue booked by reconciliation, replayed like a fill)."""
 
     session_id: int
     wallet: str
@@ -52,6 +58,7 @@ class LedgerEntry:
     cash_decimals: int | None = None
     order_id: str | None = None
     meta: dict[str, Any] | None = attrs.field(default=None, hash=False)
+    note: str | None = None
     id: int | None = None
 
     @classmethod
@@ -67,6 +74,11 @@ class LedgerEntry:
                    price=Decimal(fill.price), fee=Decimal(fill.fee), contract=fill.contract,
                    cash_network=fill.cash_network, cash_asset=fill.cash_asset, cash_symbol=fill.cash_symbol,
                    cash_decimals=fill.cash_decimals, order_id=fill.order_id, meta=fill.meta)
+
+    @classmethod
+    def adjustment(cls, session_id: int, wallet: str, fill: Fill, *, at: datetime, note: str) -> LedgerEntry:
+        """``fill`` (the difference, at the venue's price) booked as an explicit adjustment."""
+        return attrs.evolve(cls.from_fill(session_id, wallet, fill, at=at), kind=ADJUSTMENT, at=at, note=note)
 
     @classmethod
     def from_row(cls, row: Any) -> LedgerEntry:
@@ -139,7 +151,7 @@ class Book:
                 c = cash.setdefault((e.network, e.asset_key.lower()), Cash(e.network, e.asset_key, e.symbol, e.decimals))
                 c.amount += e.amount.scaleb(-(c.decimals or 0))
                 continue
-            if e.kind != FILL:
+            if e.kind not in TRADES:
                 continue
             h = holdings.get((e.network, e.asset_key))
             if h is None:

@@ -28,12 +28,15 @@ from tickloop.agents import Agent, AgentLoader
 from tickloop.config import Config
 from tickloop.errors import ConfigError, NotFoundError, Problem, SettingsError, TickloopError
 from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.intents import Owner
 from tickloop.memory import Memory, MemoryBackend, session_scope
 from tickloop.plugins import PluginManager, make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SKIPPED, LogLine, Run
+from tickloop.safekeeping import Safekeeping
 from tickloop.portfolio import Portfolio
 from tickloop.ranges import is_raw_amount
+from tickloop.recovery import recover
 from tickloop.sessions import Session, State, Transition
 from tickloop.suggestions import APPROVED, EXECUTED, EXPIRED, FAILED as SUGGESTION_FAILED, PENDING, REJECTED
 from tickloop.suggestions import Suggestion, refusal
@@ -60,6 +63,8 @@ _ETH_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SOL_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 Pending = tuple[Run, Session, "Future[RunOutcome]"]
+#: a finished run: its record, session, outcome and what the store is to commit for it
+Completed = tuple[Run, Session, RunOutcome, RunFinish]
 
 
 def _utc(value: datetime) -> datetime:
@@ -112,7 +117,7 @@ def _check_venue_tables(config: Config, registry: Registry) -> None:
         raise ConfigError(problems)
 
 
-class Runtime:
+class Runtime(Safekeeping):
     """Runs agents' sessions on their schedules. Use :meth:`from_config` to build one."""
 
     def __init__(self, *, config: Config, pm: PluginManager, registry: Registry, store: StateStore,
@@ -283,7 +288,11 @@ class Runtime:
 
     def stop(self, session_id: int, now: datetime | None = None, *, reason: str = "") -> Session:
         """End the session without unwinding (also forces an unwind that waits for approvals to
-        end); its session memory is cleared and its pending suggestions are deleted."""
+        end); its session memory is cleared and its pending suggestions are deleted. Positions
+        it still holds are left on the venues, and said so in the transition's reason."""
+        left = self._left_open(session_id)
+        if left:
+            reason = f"{reason}; left open: {left}" if reason else f"left open: {left}"
         return self._transition(session_id, "stop", self._at(now), reason, next_run_at=None)
 
     def unwind(self, session_id: int, assets: Iterable[str] | None = None, now: datetime | None = None, *,
@@ -292,10 +301,18 @@ class Runtime:
 
         The unwind runs here unless another process serves the store; then that ``serve`` runs
         it (it is told at once). An unwind interrupted by a crash runs again after restart.
+        An ``assets`` entry the session holds no position in is refused (nothing changes); fills
+        a dead process left unbooked are recovered first, so the closers see them.
         """
         at = self._at(now)
+        self.store.get_session(session_id)
+        with self._pinned_to(at if now is not None or self._injected_clock else None):
+            self._after_recovery(recover(self.gateway, session_ids=[session_id]))
+        if assets is not None:
+            assets = list(assets)
+            self._check_assets(session_id, assets)
         session = self._transition(session_id, "unwind", at, reason, next_run_at=at,
-                                   unwind_assets=list(assets) if assets is not None else None)
+                                   unwind_assets=assets)
         if self._serving or not self._store_served_elsewhere():
             with self._pinned_to(at if now is not None or self._injected_clock else None):
                 self._sync()
@@ -427,9 +444,11 @@ class Runtime:
         at = self._at(now)
         gateway = self.gateway
         store = gateway.suggestions
-        decided = store.decide(suggestion_id, APPROVED, at=at)
+        decided = store.decide(suggestion_id, APPROVED, at=at, by=str(Owner.current()))
         if decided is None:
             current = store.get(suggestion_id)
+            if current.status == APPROVED:
+                raise TickloopError(self._stuck_approval(current, at))
             if current.effective_status(at) == EXPIRED and current.status == PENDING:
                 expired = store.decide(suggestion_id, EXPIRED, at=at)
                 if expired is not None:
@@ -439,7 +458,7 @@ class Runtime:
             raise TickloopError(refusal(current, at))
         session = self.store.get_session(decided.session_id)
         try:
-            execution = gateway.execute(session, decided.action)
+            execution = gateway.execute(session, decided.action, suggestion_id=suggestion_id)
         except Exception as exc:  # a venue bug: recorded as the suggestion's failure, never retried
             log.exception("executing suggestion %s failed", suggestion_id)
             result = store.finish(suggestion_id, SUGGESTION_FAILED, at=self.now(), error=f"{type(exc).__name__}: {exc}")
@@ -463,9 +482,10 @@ class Runtime:
                      suggestion=decided)
         return decided
 
-    def _continue_unwind(self, session_id: int) -> None:
+    def _continue_unwind(self, session_id: int, *, run_here: bool = True) -> None:
         """After an approval: an unwinding session whose suggestions are all executed has its
-        closers check again (they stop it once it is flat)."""
+        closers check again (they stop it once it is flat); ``run_here=False`` only schedules
+        that close run (a serve that recovered an approval runs it in its loop)."""
         session = self.store.get_session(session_id)
         if session.state is not State.UNWINDING or session.next_run_at is not None:
             return
@@ -479,7 +499,7 @@ class Runtime:
         session = self.store.update_unwind(session_id, stage="close", next_run_at=at)
         if session is None:
             return
-        if self._serving or not self._store_served_elsewhere():
+        if run_here and (self._serving or not self._store_served_elsewhere()):
             with self._pinned_to(at if self._injected_clock else None):
                 self._sync()
                 self._due.pop(session_id, None)
@@ -528,7 +548,10 @@ class Runtime:
     def _run_sessions(self, due: list[Session], at: datetime) -> list[Run]:
         """Run ``due`` now and wait for them: the skipped runs, then the finished ones."""
         pending, skipped = self._dispatch(due, at)
-        return skipped + self._complete([(run, session, _outcome(run, future)) for run, session, future in pending])
+        outcomes = [(run, session, _outcome(run, future)) for run, session, future in pending]
+        finished_at = self.now()
+        return skipped + self._complete([(run, session, outcome, self._finish(run, session, outcome, finished_at))
+                                         for run, session, outcome in outcomes])
 
     def next_due(self) -> datetime | None:
         """When the earliest scheduled run is due (None when nothing is scheduled)."""
@@ -549,47 +572,56 @@ class Runtime:
         interrupted = self.store.recover_interrupted(at=self.now())
         for run in interrupted:
             self._notify("tickloop_run_finished", session=self.store.get_session(run.session_id), run=run)
-        completed: queue.SimpleQueue[tuple[Run, Session, Future[RunOutcome]]] = queue.SimpleQueue()
+        self._start_safekeeping()  # before any dispatch: a re-run sees the fills recovery booked
+        completed: queue.SimpleQueue[tuple[Future[RunOutcome], Completed]] = queue.SimpleQueue()
         self.store.listen(self._wake.set)
         if ready is not None:
             ready()
 
         flight: set[Future[RunOutcome]] = set()
+        # Each run is made durable the moment it finishes (an inline run before the next one
+        # starts), ahead of its group's commit: a crash loses no finished run.
+        record = getattr(self.store, "record_finished", None)
 
-        def done(run: Run, session: Session) -> Callable[[Future[RunOutcome]], None]:
-            def callback(future: Future[RunOutcome]) -> None:
-                completed.put((run, session, future))
+        def submitted(run: Run, session: Session, future: Future[RunOutcome]) -> None:
+            def callback(done: Future[RunOutcome]) -> None:
+                outcome = _outcome(run, done)
+                finish = self._finish(run, session, outcome, self.now())
+                if record is not None:
+                    try:
+                        record(finish)
+                    except Exception:  # the group commit still records it
+                        log.exception("recording run %s ahead of its commit failed", run.id)
+                completed.put((done, (run, session, outcome, finish)))
                 self._wake.set()
-            return callback
 
-        def finished_runs() -> list[tuple[Run, Session, RunOutcome]]:
+            flight.add(future)
+            future.add_done_callback(callback)
+
+        def finished_runs() -> list[Completed]:
             batch = []
             while True:
                 try:
-                    run, session, future = completed.get_nowait()
+                    future, item = completed.get_nowait()
                 except queue.Empty:
                     return batch
                 flight.discard(future)
-                batch.append((run, session, _outcome(run, future)))
+                batch.append(item)
 
         try:
             while not stop.is_set():
                 self._wake.clear()
                 self._sync()
+                until_recovery = self._check_recovery()  # work dead processes left, every interval
                 now = self.now()
-                batch = []
-                for run, session, future in self._dispatch(self._pop_due(now, SERVE_BATCH), now)[0]:
-                    if future.done():  # an inline executor: already finished, no callback round trip
-                        batch.append((run, session, _outcome(run, future)))
-                    else:
-                        flight.add(future)
-                        future.add_done_callback(done(run, session))
-                batch += finished_runs()
+                self._dispatch(self._pop_due(now, SERVE_BATCH), now, submitted)
+                batch = finished_runs()
                 if batch:
                     self._complete(batch)
                     continue
                 upcoming = self.next_due()
                 wait = IDLE_WAIT if upcoming is None else (upcoming - self._clock()).total_seconds()
+                wait = min(wait, until_recovery)
                 if wait > 0:
                     self._wake.wait(min(wait, IDLE_WAIT))
                 if stop.is_set():
@@ -598,7 +630,15 @@ class Runtime:
             if flight and futures.wait(set(flight), timeout=SHUTDOWN_GRACE).not_done:
                 self.executor.close()  # resolves what is left as failed ("executor closed")
                 futures.wait(set(flight), timeout=SHUTDOWN_GRACE)
-            self._complete(finished_runs())
+            batch = finished_runs()
+            while flight:  # a future's callback queues it just after the future is done
+                try:
+                    future, item = completed.get(timeout=SHUTDOWN_GRACE)
+                except queue.Empty:
+                    break
+                flight.discard(future)
+                batch.append(item)
+            self._complete(batch)
         finally:
             self._serving = False
 
@@ -614,7 +654,10 @@ class Runtime:
         self._open.clear()
         self._due.clear()
         self._heap.clear()
+        held = self.store.holds()  # held by reconciliation: not run until resolved (unwinds still are)
         for session in self.store.list_sessions(states=(State.RUNNING, State.UNWINDING)):
+            if session.id in held and session.state is State.RUNNING:
+                continue
             self._open[session.id] = session
             # A session in flight is rescheduled when its run completes, not here.
             if session.next_run_at is not None and session.id not in self._inflight:
@@ -646,8 +689,12 @@ class Runtime:
                 remaining -= 1
         return found
 
-    def _dispatch(self, due: list[Session], now: datetime) -> tuple[list[Pending], list[Run]]:
-        """Record the due runs as started (one transaction) and hand them to the executor.
+    def _dispatch(self, due: list[Session], now: datetime,
+                  submitted: Callable[[Run, Session, Future[RunOutcome]], None] | None = None,
+                  ) -> tuple[list[Pending], list[Run]]:
+        """Record the due runs as started (one transaction) and hand them to the executor;
+        ``submitted`` is called with each run's future as soon as it is submitted (an inline
+        run has finished by then).
 
         Returns the runs in flight and the runs recorded as skipped (missed-run policy ``skip``).
         """
@@ -701,7 +748,10 @@ class Runtime:
                          wallet=session.wallet, mode=session.mode, kind=run.kind, settings=session.settings,
                          scheduled_at=run.scheduled_at, started_at=now, portfolio=portfolio, frozen_now=frozen,
                          timeout=timeout, session=session)
-            pending.append((run, session, submit(job)))
+            future = submit(job)
+            if submitted is not None:
+                submitted(run, session, future)
+            pending.append((run, session, future))
         return pending, skipped_runs
 
     def _record_skipped(self, skipped: list[tuple[RunStart, Session, datetime]], now: datetime) -> list[Run]:
@@ -722,35 +772,33 @@ class Runtime:
             recorded.append(done)
         return recorded
 
-    def _complete(self, items: list[tuple[Run, Session, RunOutcome]]) -> list[Run]:
+    def _finish(self, run: Run, session: Session, outcome: RunOutcome, finished_at: datetime) -> RunFinish:
+        """What the store commits for ``run``: its outcome and the session's next run time."""
+        after = schedules.next_run(session.schedule, scheduled_at=run.scheduled_at, finished_at=finished_at) \
+            if run.kind == "run" else None
+        return RunFinish(run.id, session.id, outcome.status, finished_at, outcome.error, outcome.traceback,
+                         outcome.logs, next_run_at=after, last_scheduled_at=run.scheduled_at)
+
+    def _complete(self, items: list[Completed]) -> list[Run]:
         """Commit the outcomes and the sessions' next run times (one transaction), then reschedule."""
         if not items:
             return []
-        finished_at = self.now()
-        finishes = []
-        next_run = schedules.next_run
-        for run, session, outcome in items:
-            after = next_run(session.schedule, scheduled_at=run.scheduled_at, finished_at=finished_at) \
-                if run.kind == "run" else None
-            finishes.append(RunFinish(run.id, session.id, outcome.status, finished_at, outcome.error,
-                                      outcome.traceback, outcome.logs, next_run_at=after,
-                                      last_scheduled_at=run.scheduled_at))
-        self.store.finish_runs(finishes)
+        self.store.finish_runs([finish for _, _, _, finish in items])
         finished: list[Run] = []
-        unwound: list[tuple[Session, RunOutcome]] = []
+        unwound: list[tuple[Session, RunOutcome, datetime]] = []
         ended: list[int] = []
         open_, inflight, schedule = self._open, self._inflight, self._schedule
         run_finished = self.hook.tickloop_run_finished
         running, unwinding = State.RUNNING, State.UNWINDING
-        for (run, session, outcome), finish in zip(items, finishes):
+        for run, session, outcome, finish in items:
             session_id = session.id
             inflight.discard(session_id)
-            done = _finished(run, finished_at, outcome)
+            done = _finished(run, finish.finished_at, outcome)
             current = open_.get(session_id)
             if run.kind != "run":
-                unwound.append((session, outcome))
+                unwound.append((session, outcome, finish.finished_at))
             elif current is not None and current.state is running:
-                current = _rescheduled(current, finish.next_run_at, run.scheduled_at, finished_at)
+                current = _rescheduled(current, finish.next_run_at, run.scheduled_at, finish.finished_at)
                 open_[session_id] = current
                 schedule(session_id, finish.next_run_at)
             elif current is not None and current.state is unwinding:
@@ -766,8 +814,8 @@ class Runtime:
             # The stop cleared the session's memory before this run's last writes: clear again.
             if self.store.get_session(session_id).state is State.STOPPED:
                 self.memory_backend.clear(session_scope(session_id))
-        for session, outcome in unwound:
-            self._after_unwind(session, outcome, finished_at)
+        for session, outcome, at in unwound:
+            self._after_unwind(session, outcome, at)
         return finished
 
     def _after_unwind(self, session: Session, outcome: RunOutcome, at: datetime) -> None:

@@ -103,3 +103,17 @@ class Session:
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+
+@attrs.frozen
+class Hold:
+    """A session the scheduler does not run until its ledger and the venues agree again.
+
+    Set by reconciliation (:mod:`tickloop.reconcile`) when a venue holds something the
+    session's ledger does not (or the reverse); the session keeps its state. Released by
+    ``tickloop reconcile adopt|close`` or by a later reconciliation that finds no difference.
+    """
+
+    session_id: int
+    reason: str
+    since: datetime

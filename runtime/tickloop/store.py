@@ -18,10 +18,11 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import attrs
 
+from tickloop.intents import Intent, NewIntent
 from tickloop.ledger import LedgerEntry
 from tickloop.runs import LogLine, Run
 from tickloop.schedule import Schedule
-from tickloop.sessions import Session, State, Transition
+from tickloop.sessions import Hold, Session, State, Transition
 from tickloop.wallets import Wallet
 
 UNCHANGED: Any = attrs.NOTHING  # "leave this column as it is"
@@ -129,6 +130,12 @@ class StateStore(Protocol):
         """In one transaction: each run's outcome and log lines, and its session's schedule
         (``next_run_at``, ``last_scheduled_at``, ``last_finished_at = finished_at``)."""
 
+    def record_finished(self, finish: RunFinish) -> None:
+        """Make a finished run survive a crash now, ahead of the :meth:`finish_runs` that commits
+        it with its group (the owner calls it as each run finishes; :meth:`recover_interrupted`
+        then applies it rather than marking the run interrupted). A store whose commits are
+        cheap enough may do nothing here and rely on :meth:`finish_runs`."""
+
     def get_run(self, run_id: int) -> Run:
         """The run with its log lines; :class:`tickloop.errors.NotFoundError` if there is none."""
 
@@ -141,8 +148,9 @@ class StateStore(Protocol):
         """``(run_id, line)`` pairs in the order they were logged (the last ``limit``)."""
 
     def recover_interrupted(self, *, at: datetime) -> list[Run]:
-        """Mark runs still ``running`` (their process died) as ``failed`` with an "interrupted"
-        error; returns them. Called by the owner at start-up."""
+        """Finish the runs still ``running`` whose process died: with the outcome recorded by
+        :meth:`record_finished` when there is one, else ``failed`` with an "interrupted" error;
+        returns them. Called by the owner at start-up."""
 
     # -- wallets and the ledger ----------------------------------------------------------------
 
@@ -184,6 +192,38 @@ class StateStore(Protocol):
 
     def session_orders(self, session_id: int, venue: str | None = None) -> list[tuple[str, str]]:
         """``(venue, order_id)`` of the orders a session placed."""
+
+    def trading_accounts(self) -> set[tuple[str, str]]:
+        """``(wallet, venue)`` of every account sessions traded on: wallets with ledger entries
+        of a venue, orders or intents (what reconciliation compares)."""
+
+    # -- intents and holds ---------------------------------------------------------------------
+
+    def begin_intent(self, new: NewIntent) -> Intent:
+        """Record an action about to be sent (status ``sending``); committed before it returns."""
+
+    def finish_intent(self, intent_id: int, *, status: str, at: datetime, entries: Sequence[LedgerEntry] = (),
+                      orders: Sequence[tuple[str, str, int]] = (), result: Any = None,
+                      error: str | None = None) -> bool:
+        """In one transaction: move the intent ``sending`` → ``status`` (compare-and-set) and book
+        ``entries`` and resting ``orders`` as :meth:`record_ledger` does. Returns False, writing
+        nothing, when the intent was no longer ``sending`` (another process settled it)."""
+
+    def intents(self, *, status: str | None = None, session_id: int | None = None,
+                suggestion_id: int | None = None, wallet: str | None = None, venue: str | None = None,
+                after_id: int = 0, newest: bool = False, limit: int = 1000) -> list[Intent]:
+        """Intents, oldest first (``newest``: newest first), filtered (``after_id``: only newer
+        ones)."""
+
+    def hold(self, session_id: int, *, reason: str, at: datetime) -> Hold:
+        """Hold the session (or update the reason of its hold; ``since`` is kept). Changes the
+        sessions revision, so the scheduler stops running it."""
+
+    def release(self, session_id: int) -> bool:
+        """Release the session's hold; False when it was not held."""
+
+    def holds(self) -> dict[int, Hold]:
+        """Every hold, by session id."""
 
     # -- ownership and change notification -----------------------------------------------------
 

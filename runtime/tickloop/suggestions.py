@@ -9,8 +9,10 @@ forward:
   run, by ``clear_suggested_transactions()``, or when the session ends)
 
 Every change of status is a compare-and-set in the store, so two approvals racing (threads or
-processes) give one execution and one refusal. A suggestion left ``approved`` by a crash during
-execution is never executed again automatically: at most once beats at least once for orders.
+processes) give one execution and one refusal. A suggestion is never executed twice: one left
+``approved`` by an approving process that died is settled by recovery (:mod:`tickloop.recovery`),
+which asks the venue what became of its order (by the client id of its intent) and marks it
+``executed`` or ``failed`` accordingly, or ``failed`` with "approved, nothing was sent".
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Suggestion:
     executed_at: datetime | None = None
     result: Any = None  # what the execution returned (the agent-facing data), or None
     error: str | None = None  # why the execution failed, or why it was refused
+    #: the process that approved it (``str(tickloop.intents.Owner)``), None if unknown
+    decided_by: str | None = None
 
     def effective_status(self, now: datetime) -> str:
         """The status as of ``now``: a pending suggestion past its expiry reads ``expired``."""
@@ -84,9 +88,16 @@ def refusal(suggestion: Suggestion, now: datetime, verb: str = "approve") -> str
         REJECTED: f"it was rejected{at}",
         EXECUTED: f"it was already executed{at}",
         FAILED: f"it was already approved and its execution failed{at}: {s.error}",
-        APPROVED: f"it was already approved{at} and is executing",
+        APPROVED: f"it was already approved{at}{_by(s.decided_by)} and is executing",
     }
     return f"cannot {verb} suggestion {s.id}: {reasons.get(status, f'it is {status}')}"
+
+
+def _by(owner: str | None) -> str:
+    from tickloop.intents import Owner
+
+    found = Owner.parse(owner)
+    return f" by {found.describe()}" if found is not None else ""
 
 
 class SuggestionStore(Protocol):
@@ -102,9 +113,10 @@ class SuggestionStore(Protocol):
              limit: int = 1000) -> list[Suggestion]:
         """Suggestions, newest first, filtered by session and stored status."""
 
-    def decide(self, suggestion_id: int, to: str, *, at: datetime) -> Suggestion | None:
+    def decide(self, suggestion_id: int, to: str, *, at: datetime, by: str | None = None) -> Suggestion | None:
         """Compare-and-set ``pending`` → ``to`` (``approved``, ``rejected`` or ``expired``) if the
-        suggestion is pending, not deleted and (for ``approved``) not expired at ``at``.
+        suggestion is pending, not deleted and (for ``approved``) not expired at ``at``; ``by``
+        (the deciding process, ``str(tickloop.intents.Owner)``) is kept as ``decided_by``.
 
         Returns the updated suggestion, or None when it was not pending (nothing changed).
         """

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ import attrs
 
 from tickloop.actions import Action, Execution
 from tickloop.errors import TickloopError
+from tickloop.intents import EXECUTED, FAILED as INTENT_FAILED, Found, Intent, NewIntent, Owner, new_client_id
 from tickloop.ledger import Book, LedgerEntry
 from tickloop.portfolio import Portfolio, Position
 from tickloop.results import Result
@@ -48,6 +50,17 @@ class Venue(Protocol):
     is the :class:`tickloop.wallets.Wallet`, so a venue whose balances need a signed request
     has the key source); ``account(address)`` → ``{"accountValue", "totalMarginUsed"}``
     (strings) or None; ``close()``.
+
+    For crash recovery and reconciliation (:mod:`tickloop.intents`, :mod:`tickloop.reconcile`):
+    ``prepare(action, wallet)`` → the client id to send the action with (a venue that signs an
+    order whose id is its hash signs it here and keeps it for ``execute``), or a failed
+    :class:`Execution` when it cannot be sent; ``lookup(action, wallet, client_id)`` →
+    :class:`tickloop.intents.Lookup`, what the venue knows of that client id (raise when the
+    venue cannot be reached); ``account_view(wallet)`` → :class:`tickloop.reconcile.AccountView`
+    (the account's positions and open orders); ``offset_action(session, position)`` → an
+    :class:`Action` that trades ``position`` (a :class:`Fill`: signed size held) away at market,
+    ValueError when it cannot; ``cancel_action(session, order)`` → an :class:`Action` that
+    cancels a :class:`tickloop.reconcile.OpenOrder`.
     """
 
     name: str
@@ -60,9 +73,15 @@ class Venue(Protocol):
         :class:`tickloop.results.Result` and never raises into agent code.
         """
 
-    def execute(self, action: Action, wallet: Wallet | None) -> Execution:
+    def execute(self, action: Action, wallet: Wallet | None, client_id: str | None = None) -> Execution:
         """Perform ``action`` for ``wallet`` (None: the wallet was never added, so there is no
-        key); a refusal or failure is an :class:`Execution` with ``error``, never an exception."""
+        key); a refusal or failure is an :class:`Execution` with ``error``, never an exception.
+
+        ``client_id`` is the id the gateway recorded before calling (from ``prepare``, else a
+        fresh ``0x`` + 32 hex digits): send the order under it (Hyperliquid's ``cloid``), so that
+        ``lookup`` can find it after a crash. A venue whose ``execute`` takes no ``client_id``
+        is called without it.
+        """
 
 
 @attrs.frozen
@@ -158,7 +177,7 @@ class Gateway:
             decision = self.route(session, action)
             if decision == SUGGEST:
                 suggestion = self.suggestions.create(action, at=self.clock(), expires_at=action.expires_at)
-                self._notify("tickloop_suggestion_created", session=session, suggestion=suggestion)
+                self.notify("tickloop_suggestion_created", session=session, suggestion=suggestion)
                 return Result.ok({"suggested": True, "suggestionId": suggestion.id, "details": suggestion.details()})
             execution = self.execute(session, action)
         except Exception as exc:  # a plugin or store failure is the agent's failed result, not a crash
@@ -175,21 +194,65 @@ class Gateway:
             raise TickloopError(f"tickloop_route_action answered {decision!r}; expected 'execute' or 'suggest'")
         return decision
 
-    def execute(self, session: Session, action: Action) -> Execution:
-        """Execute ``action`` on its venue and book its fills to ``session``'s ledger."""
+    def execute(self, session: Session, action: Action, *, suggestion_id: int | None = None) -> Execution:
+        """Execute ``action`` on its venue and book its fills to ``session``'s ledger.
+
+        The action is first recorded as an intent (``sending``) with the client id the venue will
+        know it by and this process as its owner; the answer's fills and resting orders are booked
+        with the intent's end in one transaction. ``suggestion_id``: the suggestion it executes.
+        """
         venue = self.venues.get(action.venue)
         if venue is None:
             return Execution.failed(f"no {action.venue} venue is installed in this runtime"
                                     f" (installed: {', '.join(self.venues.names()) or 'none'})")
         wallet = self.store.get_wallet(action.wallet or session.wallet)
-        execution = venue.execute(action, wallet)
-        if execution.fills or execution.order_ids:
-            at = self.clock()
-            self.store.record_ledger([LedgerEntry.from_fill(session.id, session.wallet, fill, at=at)
-                                      for fill in execution.fills],
-                                     orders=[(action.venue, order_id, session.id) for order_id in execution.order_ids])
-        self._notify("tickloop_action_executed", session=session, action=action, execution=execution)
+        prepare = getattr(venue, "prepare", None)
+        client_id = prepare(action, wallet) if prepare is not None else new_client_id()
+        if isinstance(client_id, Execution):  # refused before anything was sent
+            self.notify("tickloop_action_executed", session=session, action=action, execution=client_id)
+            return client_id
+        intent = self.store.begin_intent(NewIntent(
+            session_id=session.id, wallet=action.wallet or session.wallet, venue=action.venue, action=action,
+            client_id=client_id, owner=str(Owner.current()), at=self.clock(), suggestion_id=suggestion_id))
+        try:
+            execution = _send(venue, action, wallet, client_id)
+        except Exception as exc:  # a venue bug: whether it sent is unknown, so ask it once by client id
+            log.exception("%s failed", action.describe())
+            execution = self._after_failure(venue, intent, wallet, exc)
+        self.settle(intent, execution)
+        self.notify("tickloop_action_executed", session=session, action=action, execution=execution)
         return execution
+
+    def settle(self, intent: Intent, execution: Execution) -> bool:
+        """Book ``execution`` (the venue's answer for ``intent``) and end the intent, in one
+        transaction; False (nothing booked) when another process settled it first."""
+        session = self.store.get_session(intent.session_id)
+        at = self.clock()
+        entries = [LedgerEntry.from_fill(session.id, session.wallet, fill, at=at) for fill in execution.fills]
+        orders = [(intent.venue, order_id, session.id) for order_id in execution.order_ids]
+        from tickloop.wire import to_data
+
+        settled = self.store.finish_intent(intent.id, status=EXECUTED if execution.ok else INTENT_FAILED, at=at,
+                                           entries=entries, orders=orders,
+                                           result=to_data(execution.data) if execution.ok else None,
+                                           error=execution.error)
+        if not settled:
+            log.warning("%s was settled by another process; its answer is not booked again", intent.describe())
+        return settled
+
+    def _after_failure(self, venue: Any, intent: Intent, wallet: Wallet | None, exc: Exception) -> Execution:
+        lookup = getattr(venue, "lookup", None)
+        reason = f"{intent.venue} {intent.action.method} failed: {type(exc).__name__}: {exc}"
+        if lookup is None:
+            return Execution.failed(f"{reason}; whether it reached the venue is unknown (run tickloop reconcile)")
+        try:
+            found = lookup(intent.action, wallet, intent.client_id)
+        except Exception as again:
+            return Execution.failed(f"{reason}; asking the venue by client id failed too ({again}): run"
+                                    " tickloop reconcile")
+        if found.found in (Found.NOT_FOUND, Found.UNKNOWN):
+            return Execution.failed(f"{reason}" + (f" ({found.reason})" if found.reason else ""))
+        return found.execution
 
     # -- what a session holds ------------------------------------------------------------------
 
@@ -265,11 +328,28 @@ class Gateway:
             reports.append(report)
         return reports
 
-    def _notify(self, hook: str, **kwargs: Any) -> None:
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a hook; a plugin that fails is logged, never fatal."""
         try:
             getattr(self.hook, hook)(**kwargs)
         except Exception:
             log.exception("a plugin's %s failed; the runtime goes on", hook)
+
+
+_ACCEPTS_CLIENT_ID: dict[type, bool] = {}
+
+
+def _send(venue: Any, action: Action, wallet: Wallet | None, client_id: str) -> Execution:
+    """``venue.execute`` with the client id, when its ``execute`` takes one."""
+    kind = type(venue)
+    accepts = _ACCEPTS_CLIENT_ID.get(kind)
+    if accepts is None:
+        try:
+            accepts = "client_id" in inspect.signature(venue.execute).parameters
+        except (TypeError, ValueError):
+            accepts = False
+        _ACCEPTS_CLIENT_ID[kind] = accepts
+    return venue.execute(action, wallet, client_id=client_id) if accepts else venue.execute(action, wallet)
 
 
 def margin_use(store: StateStore, venues: Venues, wallet: str, sessions: Sequence[Session]) -> Mapping[str, Any] | None:

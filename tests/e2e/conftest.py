@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -65,3 +66,18 @@ def serve() -> Iterator[Callable[..., Serve]]:
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def paper(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """``tickloop paper serve`` in its own process; its base URLs."""
+    proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "paper", "serve", "--state", str(tmp_path / "paper")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        yield json.loads(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

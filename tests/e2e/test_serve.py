@@ -86,3 +86,21 @@ def test_stopping_serve_waits_for_the_run_in_flight(tickloop_home, agent_folder,
     assert s.stop() == 0
     [run] = reader.runs(sid)
     assert (run.status, [line.message for line in run.logs]) == ("succeeded", ["start", "end"])
+
+
+def test_an_agent_thread_that_never_ends_does_not_keep_serve_alive(tickloop_home, agent_folder, serve, make_runtime):
+    """An inline agent that starts a non-daemon thread running forever: serve still exits on SIGTERM."""
+    (tickloop_home / "tickloop.toml").write_text('[runtime]\nexecutor = "inline"\n')
+    main = ("import threading, time\n\n"
+            "def run(agent):\n"
+            "    threading.Thread(target=lambda: time.sleep(3600), name='agent-forever').start()\n"
+            "    agent.log('started a thread')\n")
+    folder = agent_folder(main, runtimeIntervalMinutes=60)
+    reader = make_runtime(memory="diskcache")
+    sid = reader.start_session(str(folder), WALLET).id
+    s = serve(tickloop_home)
+    s.ready()
+    wait_until(lambda: [r for r in reader.runs(sid) if r.status == "succeeded"], timeout=10)
+    started = time.monotonic()
+    assert s.stop() == 0
+    assert time.monotonic() - started < 8

@@ -132,7 +132,7 @@ ID_COMMANDS = [
     ("sessions", "stop", "{}"), ("sessions", "unwind", "{}"), ("suggestions", "show", "{}"),
     ("suggestions", "approve", "{}"), ("suggestions", "reject", "{}"),
     ("suggestions", "list", "--session", "{}"), ("runs", "list", "--session", "{}"),
-    ("logs", "--session", "{}"), ("logs", "--run", "{}"),
+    ("logs", "--session", "{}"), ("logs", "--run", "{}"), ("reconcile", "adopt", "{}"), ("reconcile", "close", "{}"),
 ]
 BAD_IDS = ["0", "abc", "1.5", "1e3", "0x10", "", " ", "\u0663", "²", LONE, str(MAX_ID + 1), "9" * 30, "9" * 5000]
 
@@ -161,6 +161,10 @@ def test_the_largest_id_is_simply_not_found(world: dict[str, Any], command: tupl
     (("sessions", "list", "--state", "asleep"), "--state"),
     (("runs", "list", "--status", "fine"), "--status"), (("suggestions", "list", "--status", "maybe"), "--status"),
     (("sessions", "pause", "--", "-1"), "is not an id"),
+    *[((*cmd, "1", "--asset", bad), needle) for bad in ("NOPE", "", LONE, "x" * 5000)
+      for cmd, needle in ((("sessions", "unwind"), "holds no position"),
+                          (("reconcile", "adopt"), "has no difference with the venues"),
+                          (("reconcile", "close"), "has no difference with the venues"))],
     (("sessions", "frobnicate"), "No such command 'frobnicate'"),
     (("nope",), "No such command 'nope'"),
 ])

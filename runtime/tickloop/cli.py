@@ -1115,7 +1115,7 @@ def _resolve(ctx: click.Context, how: str, session_id: int, asset: str | None, a
 
 
 @reconcile.command("adopt")
-@click.argument("session_id", type=int)
+@click.argument("session_id", type=ID)
 @click.option("--asset", default=None, metavar="KEY",
               help="Only this asset (an asset key, a coin or an order id); also takes residue no session explains.")
 @click.option("--json", "as_json", is_flag=True)
@@ -1127,7 +1127,7 @@ def reconcile_adopt(ctx: click.Context, session_id: int, asset: str | None, as_j
 
 
 @reconcile.command("close")
-@click.argument("session_id", type=int)
+@click.argument("session_id", type=ID)
 @click.option("--asset", default=None, metavar="KEY",
               help="Only this asset (an asset key, a coin or an order id); also takes residue no session explains.")
 @click.option("--json", "as_json", is_flag=True)

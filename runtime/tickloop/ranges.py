@@ -34,16 +34,17 @@ class Range:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` is not in this range, as "must be ..., got ...", or None."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"must be {self.describe()}, got {show(value)}"
-        if self.whole and not isinstance(value, int):
-            return f"must be {self.describe()}, got {show(value)}"
+        if self._fits(value):
+            return None
+        return f"must be {self.describe()}, got {show(value)}"
+
+    def _fits(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int if self.whole else (int, float)):
+            return False
         if isinstance(value, float) and not math.isfinite(value):
-            return f"must be {self.describe()}, got {show(value)}"
-        too_low = value <= self.low if self.above else value < self.low
-        if too_low or value > self.high:
-            return f"must be {self.describe()}, got {show(value)}"
-        return None
+            return False
+        above_low = value > self.low if self.above else value >= self.low
+        return above_low and value <= self.high
 
     def describe(self) -> str:
         """"a whole number from 1 to 256", "a number greater than 0 and at most 604800"."""

@@ -79,7 +79,7 @@ def test_an_agent_logging_and_raising_lone_surrogates_is_recorded_and_the_runtim
     stored = rt.runs(hostile.id)
     assert len(stored) == 2 and all(r.status == "failed" for r in stored)
     run = stored[0]
-    assert "RuntimeError: bad" in run.error and f"RuntimeError: bad {ESCAPED} input" in run.traceback
+    assert run.error == f"RuntimeError: bad {ESCAPED} input" and f"RuntimeError: bad {ESCAPED} input" in run.traceback
     run.error.encode("utf-8")
     assert [line.message for line in run.logs] == [
         f"log {ESCAPED} and hi {ESCAPED}", json.dumps({f"key {LONE}": [LONE]}, separators=(",", ":")),

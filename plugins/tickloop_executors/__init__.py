@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from tickloop import hookimpl
 from tickloop.registry import Backend
 from tickloop.runs import FAILED, SUCCEEDED
+from tickloop.text import storable
 
 if TYPE_CHECKING:
     from tickloop.config import Config
@@ -107,9 +108,11 @@ def describe(exc: BaseException) -> str:
 
 
 def clean_text(text: str, limit: int = ERROR_LIMIT) -> str:
-    """One line of printable text of at most ``limit`` characters: line breaks and tabs become
-    spaces, other non-printable characters are removed."""
-    text = "".join(ch if ch.isprintable() else " " if ch in "\t\n\r\v\f" else "" for ch in text).strip()
+    """One line of printable text of at most ``limit`` characters: lone surrogates are escaped
+    (``\\udcff``, as stored), line breaks and tabs become spaces, other non-printable characters
+    are removed."""
+    text = "".join(ch if ch.isprintable() else " " if ch in "\t\n\r\v\f" else ""
+                   for ch in storable(text)).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text

@@ -122,7 +122,10 @@ class AgentLoader:
         if is_folder_ref(ref):
             path = Path(ref).expanduser()
             folder = path.parent if path.name == MANIFEST else path
-            return str(folder.resolve())
+            try:
+                return str(folder.resolve())
+            except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+                raise UnknownAgentError(f"agent {_shown(ref)}: not a usable folder path: {_reason(exc)}") from None
         return ref
 
     def load(self, ref: str) -> Agent:
@@ -142,9 +145,13 @@ class AgentLoader:
         return agent
 
     def _load_folder(self, folder: Path) -> Agent:
-        if not (folder / MANIFEST).is_file():
-            what = "no such folder" if not folder.exists() else f"no {MANIFEST} in it"
-            raise UnknownAgentError(f"agent {str(folder)!r}: {what}")
+        try:
+            found = (folder / MANIFEST).is_file()
+            what = "" if found else "no such folder" if not folder.exists() else f"no {MANIFEST} in it"
+        except OSError as exc:
+            what = f"not a usable folder path: {_reason(exc)}"
+        if what:
+            raise UnknownAgentError(f"agent {_shown(str(folder))}: {what}")
         manifest = Manifest.from_file(folder)
         main = folder / MAIN
         if not main.is_file():
@@ -175,10 +182,23 @@ class AgentLoader:
         return _agent(name, folder, manifest, obj, f"{info.distribution} {info.version}", where=ep.value)
 
 
+def _shown(text: str, limit: int = 80) -> str:
+    """A reference for an error message: quoted, and shortened when it is very long."""
+    return repr(text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 4:]}")
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
 def _unknown(name: str) -> str:
     installed = ", ".join(sorted({a.name for a in installed_agents()})) or "none"
-    message = f"unknown agent {name!r}: no installed agent has that name (installed: {installed})"
-    if (Path(name) / MANIFEST).is_file():
+    message = f"unknown agent {_shown(name)}: no installed agent has that name (installed: {installed})"
+    try:
+        here = (Path(name) / MANIFEST).is_file()
+    except OSError:  # not a usable path at all (a name too long)
+        here = False
+    if here:
         return f"{message}; to run the folder {name} here, write ./{name}"
     return f"{message}, and a folder path needs a '/' (e.g. ./my-agent)"
 

@@ -126,10 +126,11 @@ def test_bad_config_names_the_file_and_key(tickloop_home):
 
 
 def test_unknown_backend_in_config_lists_installed(tickloop_home):
-    """An unknown backend name lists the installed ones."""
+    """An unknown backend name names the file and key and lists the installed ones."""
     (tickloop_home / "tickloop.toml").write_text('[memory]\nbackend = "etcd"\n')
     assert_one_line_error(tickloop(tickloop_home, "sessions", "list"),
-                          "memory.backend: unknown memory backend 'etcd'; installed: diskcache, memory")
+                          f"{tickloop_home / 'tickloop.toml'}: memory.backend: unknown memory backend 'etcd';"
+                          " installed: diskcache, memory")
 
 
 def test_plugins_and_agents_list(tickloop_home):

@@ -115,7 +115,7 @@ class ProcessExecutor:
         self.config = config
         self.environment = environment
         self.workers = int(workers or config.runtime.workers)
-        source = str(config.path) if config.path else "configuration"
+        source = config.source
         self.sandbox = sandbox.sandbox_prefix(config.runtime.sandbox, config.home, source=source)
         self.startup_timeout = startup_timeout
         self.kill_grace = kill_grace

@@ -54,7 +54,7 @@ REDEEM_UNSUPPORTED = ("redeeming on-chain needs an RPC endpoint, which tickloop 
 def factory(config: Config) -> PolymarketVenue:
     """Build the venue from ``[venues.polymarket]`` (see the module docstring)."""
     options = dict(config.venues.get(NAME) or {})
-    source = str(config.path) if config.path else "config"
+    source = config.source
     clob_url, data_url = options.get("clob_url") or "", options.get("data_url") or ""
     if bool(clob_url) != bool(data_url):
         missing = "data_url" if clob_url else "clob_url"

@@ -26,7 +26,7 @@ def _sqlite_factory(config: Config | None, url: str) -> SqlStateStore:
     if config is None:
         return open_store(url)
     default = config.home / "state.db" if url == config.state_url and not config.state.url else None
-    return open_store(url, base=config.home, source=str(config.path) if config.path else "config", path=default)
+    return open_store(url, base=config.home, source=config.source, path=default)
 
 
 @hookimpl

@@ -145,6 +145,11 @@ class Config(Sections):
     path: Path | None = None  # the file it was read from, if any
 
     @property
+    def source(self) -> str:
+        """Where the configuration came from, for error messages: its file, else "configuration"."""
+        return str(self.path) if self.path else "configuration"
+
+    @property
     def state_url(self) -> str:
         return self.state.url or f"sqlite:///{self.home / 'state.db'}"
 

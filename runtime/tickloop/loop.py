@@ -100,7 +100,7 @@ def _outcome(run: Run, future: Future[RunOutcome]) -> RunOutcome:
 def _check_venue_tables(config: Config, registry: Registry) -> None:
     """``[venues.NAME]`` tables name installed venues and only the keys they declare: checked at
     start, because a venue reads its table only when an agent first uses it."""
-    source = str(config.path) if config.path else "config"
+    source = config.source
     installed = registry.names("venue")
     problems = []
     for name, table in config.venues.items():
@@ -164,12 +164,15 @@ class Runtime(Safekeeping):
         _check_venue_tables(config, registry)
         store = registry.open_state_store(config)
         try:
-            registry.get("suggestions", config.suggestions.store, key="suggestions.store")  # opened lazily: check now
-            memory = registry.get("memory", config.memory.backend, key="memory.backend").factory(config)
+            # The suggestion store opens lazily: its name is checked now.
+            registry.get("suggestions", config.suggestions.store, key="suggestions.store", source=config.source)
+            memory = registry.get("memory", config.memory.backend, key="memory.backend",
+                                  source=config.source).factory(config)
             agents = AgentLoader()
             environment = RunEnvironment(hook=pm.hook, memory=memory, agents=agents, config=config,
                                          registry=registry, store=store)
-            executor = registry.get("executor", config.runtime.executor, key="runtime.executor").factory(
+            executor = registry.get("executor", config.runtime.executor, key="runtime.executor",
+                                    source=config.source).factory(
                 config, environment)
         except BaseException:
             store.close()

@@ -65,13 +65,14 @@ class Registry:
         """The state store ``[state] url`` names: the backend is the URL's scheme (``sqlite``)."""
         url = config.state_url
         scheme = url.partition(":")[0].partition("+")[0]
-        return self.get("store", scheme, key="state.url").factory(config, url)
+        return self.get("store", scheme, key="state.url", source=config.source).factory(config, url)
 
     def names(self, family: str) -> list[str]:
         return sorted(self.backends.get(family, {}))
 
-    def get(self, family: str, name: str, *, key: str) -> Backend:
-        """The backend ``name`` of ``family``; ``key`` is the config key that named it (for the error)."""
+    def get(self, family: str, name: str, *, key: str, source: str = "") -> Backend:
+        """The backend ``name`` of ``family``; ``key`` is the config key that named it and ``source``
+        the file it is in (for the error)."""
         try:
             return self.backends[family][name]
         except KeyError:
@@ -79,6 +80,6 @@ class Registry:
         installed = ", ".join(self.names(family)) or "none"
         hint = FAMILIES[family][1]
         raise UnknownBackendError(
-            f"{key}: unknown {family} backend {name!r}; installed: {installed}"
+            f"{source + ': ' if source else ''}{key}: unknown {family} backend {name!r}; installed: {installed}"
             + (f" ({hint})" if hint else " (is the plugin that provides it installed?)")
         )

@@ -365,13 +365,11 @@ class PolymarketVenue(Safekeeping):
         get a fresh id. A failed :class:`Execution` when the order cannot be built."""
         if action.method != "market_order":
             return new_client_id()
-        refused = self.refusal(wallet)
+        refused = self._unready(action, wallet)
         if refused is not None:
-            return Execution.failed(f"polymarket {action.method}: {refused}")
+            return refused
         assert wallet is not None
         try:
-            if wallet.is_paper:
-                self.ensure_funded(wallet.address)
             signed = self._sign_market_order(action, wallet)
         except Exception as exc:
             return Execution.failed(f"polymarket {action.method} failed: {api_error(exc)}")
@@ -384,13 +382,11 @@ class PolymarketVenue(Safekeeping):
     def execute(self, action: Action, wallet: Wallet | None, client_id: str | None = None) -> Execution:
         """Execute ``action``; a market order ``prepare`` signed under ``client_id`` is posted as
         signed (one not prepared is built and signed now)."""
-        refused = self.refusal(wallet)
+        refused = self._unready(action, wallet)
         if refused is not None:
-            return Execution.failed(f"polymarket {action.method}: {refused}")
+            return refused
         assert wallet is not None
         try:
-            if wallet.is_paper:
-                self.ensure_funded(wallet.address)
             if action.method == "market_order":
                 with self._lock:
                     signed = self._signed.pop(client_id, None) if client_id else None
@@ -403,6 +399,20 @@ class PolymarketVenue(Safekeeping):
             return Execution.failed(f"polymarket cannot execute {action.method!r}")
         except Exception as exc:
             return Execution.failed(f"polymarket {action.method} failed: {api_error(exc)}")
+
+    def _unready(self, action: Action, wallet: Wallet | None) -> Execution | None:
+        """Why ``wallet`` cannot act here (a failed :class:`Execution`), after funding a paper wallet
+        on first use; None when it can."""
+        refused = self.refusal(wallet)
+        if refused is not None:
+            return Execution.failed(f"polymarket {action.method}: {refused}")
+        assert wallet is not None
+        try:
+            if wallet.is_paper:
+                self.ensure_funded(wallet.address)
+        except Exception as exc:
+            return Execution.failed(f"polymarket {action.method} failed: {api_error(exc)}")
+        return None
 
     def _sign_market_order(self, action: Action, wallet: Wallet) -> SignedOrder | Execution:
         """Build and sign the market order of ``action`` (the client prices it from the book)."""

@@ -146,8 +146,8 @@ class Config(Sections):
 
     @property
     def source(self) -> str:
-        """Where the configuration came from, for error messages: its file, else "configuration"."""
-        return str(self.path) if self.path else "configuration"
+        """Where the configuration came from, for error messages: its file, else "config"."""
+        return str(self.path) if self.path else "config"
 
     @property
     def state_url(self) -> str:

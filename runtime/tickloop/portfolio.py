@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from tickloop.ledger import Book, LedgerEntry
 
 
-def _num(value: Decimal | None) -> str | None:
+def decimal_text(value: Decimal | None) -> str | None:
+    """A decimal as plain text without exponent or trailing zeros (``-0`` is ``0``); None stays None."""
     if value is None:
         return None
     text = format(value.normalize(), "f")
@@ -84,14 +85,14 @@ class Portfolio:
             # Cash is valued 1:1 in USD (stablecoins) only when its decimals are known.
             balances.append(Balance(network=c.network, assetKey=c.asset_key, tokenAddress=c.asset_key, tokenId=None,
                                     symbol=c.symbol, decimals=c.decimals or 0, amountRaw=str(raw),
-                                    valueUsd=_num(c.amount) if known else None, assetClass="cash"))
+                                    valueUsd=decimal_text(c.amount) if known else None, assetClass="cash"))
         positions = []
         for h in book.open_holdings():
             mark = marks.get((h.network, h.asset_key), h.last_price)
             unrealized = (mark - h.average_price) * h.size if mark is not None else None
-            positions.append(Position(network=h.network, assetKey=h.asset_key, coin=h.coin, size=_num(h.size) or "0",
-                                      averageEntryPrice=_num(h.average_price), markPriceUsd=_num(mark),
-                                      unrealizedPnlUsd=_num(unrealized),
+            positions.append(Position(network=h.network, assetKey=h.asset_key, coin=h.coin, size=decimal_text(h.size) or "0",
+                                      averageEntryPrice=decimal_text(h.average_price), markPriceUsd=decimal_text(mark),
+                                      unrealizedPnlUsd=decimal_text(unrealized),
                                       polymarketMetadata=h.meta if h.contract == "spot" and h.meta else None,
                                       venue=h.venue))
         return cls(tuple(balances), tuple(positions))

@@ -28,6 +28,7 @@ import attrs
 from tickloop.actions import Fill
 from tickloop.intents import SENDING
 from tickloop.ledger import TRADES, Book, LedgerEntry
+from tickloop.portfolio import decimal_text
 from tickloop.recovery import RecoveryReport, recover
 
 if TYPE_CHECKING:
@@ -46,8 +47,7 @@ _EPSILON = Decimal("1e-9")
 
 
 def num(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
+    return decimal_text(value) or "0"
 
 
 @attrs.frozen

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import diskcache
 
 from tickloop.config import Config
-from tickloop.plugins import make_plugin_manager
+from tickloop.pluginmanager import make_plugin_manager
 from tickloop.registry import Registry
 from tickloop_diskcache.backend import SETTINGS, open_cache
 

@@ -185,7 +185,7 @@ def summarize(rec: Recorder, *, t0: float, t_end: float, window_start: float) ->
 def child_tickloop(n: int, seconds: float, schedule: str, warmup: float, phases: str,
                    profile: str | None) -> dict[str, Any]:
     import tickloop
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
     from tickloop_sql.sqlite import parse_url
 
     rec = Recorder(int(n * (seconds + 5) * 1.2) + 1000)

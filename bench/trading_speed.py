@@ -54,7 +54,7 @@ def main() -> None:
     from eth_account import Account
     from hyperliquid.exchange import Exchange
 
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
     from tickloop_paper import local_exchanges
 
     home = tempfile.mkdtemp(prefix="tickloop-bench-trading-")

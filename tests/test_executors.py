@@ -21,9 +21,9 @@ from tickloop import hookimpl
 from tickloop.agents import AgentLoader
 from tickloop.config import Config, MemorySection, PluginsSection, RuntimeSection
 from tickloop.errors import UnknownAgentError
-from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 from tickloop.memory import MemoryItem
-from tickloop.plugins import NAME, PluginManager, make_plugin_manager
+from tickloop.pluginmanager import NAME, PluginManager, make_plugin_manager
 from tickloop.portfolio import Portfolio
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SUCCEEDED, TIMED_OUT, LogLine

@@ -24,7 +24,7 @@ import pytest
 
 from tickloop.config import Config
 from tickloop.memory import LIST_LIMIT, Memory, MemoryBackend, MemoryItem, agent_scope, session_scope
-from tickloop.plugins import make_plugin_manager
+from tickloop.pluginmanager import make_plugin_manager
 from tickloop.registry import Registry
 
 AT = 1_700_000_000
@@ -335,7 +335,7 @@ def test_non_string_arguments_are_refused(memory_backend: MemoryBackend) -> None
 CHILD_PRELUDE = textwrap.dedent("""
     import sys, time
     from tickloop.config import Config
-    from tickloop.plugins import make_plugin_manager
+    from tickloop.pluginmanager import make_plugin_manager
     from tickloop.registry import Registry
     backend = (Registry.from_plugin_manager(make_plugin_manager())
                .get("memory", "diskcache", key="memory.backend").factory(Config.load(home=sys.argv[1], env={})))

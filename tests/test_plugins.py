@@ -11,7 +11,7 @@ import pytest
 import tickloop
 from tickloop import hookspecs
 from tickloop.errors import PluginError, UnknownBackendError
-from tickloop.plugins import ESSENTIAL_PLUGINS, describe, make_plugin_manager
+from tickloop.pluginmanager import ESSENTIAL_PLUGINS, describe, make_plugin_manager
 from tickloop.registry import Backend, Registry
 
 DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"

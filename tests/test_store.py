@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, func, literal, select, update
 
 from tickloop.config import Config
 from tickloop.errors import ConfigError, NotFoundError, StoreLockedError, TransitionError
-from tickloop.plugins import make_plugin_manager
+from tickloop.pluginmanager import make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, RUNNING, SUCCEEDED, TIMED_OUT, LogLine
 from tickloop.schedule import Schedule

@@ -350,7 +350,7 @@ def test_a_closing_order_the_venue_refuses_after_approval_is_suggested_again(mak
 def test_closers_that_cannot_run_are_tried_again_after_a_pause(make_runtime, agent, sim, monkeypatch):
     """The agent's unwind ran but the closers could not (the store or a venue failed): a close
     run follows at once; if that fails too, the next one waits a minute instead of spinning."""
-    import tickloop.loop
+    import tickloop.runtime
     import tickloop.venues
 
     rt = make_runtime(plugins=[sim])
@@ -369,10 +369,10 @@ def test_closers_that_cannot_run_are_tried_again_after_a_pause(make_runtime, age
     assert (session.state, session.unwind_stage, session.next_run_at) == ("unwinding", "close", T0 + M)
     [close] = rt.tick(T0 + M)
     assert close.kind == "close"
-    assert rt.session(s.id).next_run_at == T0 + M + tickloop.loop.CLOSE_RETRY
-    assert rt.tick(T0 + M + tickloop.loop.CLOSE_RETRY / 2) == []
+    assert rt.session(s.id).next_run_at == T0 + M + tickloop.runtime.CLOSE_RETRY
+    assert rt.tick(T0 + M + tickloop.runtime.CLOSE_RETRY / 2) == []
     monkeypatch.setattr(tickloop.venues.Gateway, "close_positions", real)
-    [again] = rt.tick(T0 + M + tickloop.loop.CLOSE_RETRY)
+    [again] = rt.tick(T0 + M + tickloop.runtime.CLOSE_RETRY)
     assert (again.kind, again.status) == ("close", "succeeded")
     assert closing_orders(s.id) == [("ETH", "sell", 0.2)]
     assert_ended_flat(rt, s.id)

@@ -236,7 +236,7 @@ def test_venue_configuration_is_checked(tmp_path):
 def test_venue_tables_are_checked_when_the_runtime_starts(tmp_path):
     """[venues.*] must name installed venues and only the keys each declares, at start (exit 1
     from the CLI), not at an agent's first call."""
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
 
     cases = [({"polymarket": {"base_url": "x"}}, r"venues.polymarket.base_url: unknown key \(known: clob_url"),
              ({"hyperliquid": {"timeout": 3}}, r"venues.hyperliquid.timeout: unknown key \(known: base_url"),

@@ -9,7 +9,7 @@ Executors (``[runtime] executor``):
 
 The built-in :func:`tickloop_run_call` (``trylast``) calls ``run(agent)`` or
 ``unwind(agent, portfolio)`` and turns whatever the agent raises into a failed
-:class:`~tickloop.execution.RunOutcome`.
+:class:`~tickloop.runner.RunOutcome`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tickloop.text import storable
 if TYPE_CHECKING:
     from tickloop.config import Config
     from tickloop.context import AgentContext
-    from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+    from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 
 #: Longest ``RunOutcome.error`` kept (characters); longer messages are cut with an ellipsis.
 ERROR_LIMIT = 1000
@@ -71,7 +71,7 @@ def tickloop_run_call(job: RunJob, context: AgentContext, function: Callable[...
     never stops the runtime. An ``async def`` function is run to completion with
     :func:`asyncio.run`.
     """
-    from tickloop.execution import RunOutcome
+    from tickloop.runner import RunOutcome
 
     try:
         if job.kind == "unwind" and not _takes_one_argument(function):
@@ -91,7 +91,7 @@ def failure(run_id: int, exc: BaseException, *, logs: tuple = (), prefix: str = 
             skip_frames: int = 0) -> RunOutcome:
     """A ``failed`` outcome for ``exc``: ``"<Type>: <message>"`` (cleaned and capped) and its
     traceback, without the first ``skip_frames`` frames (the caller's own)."""
-    from tickloop.execution import RunOutcome
+    from tickloop.runner import RunOutcome
 
     return RunOutcome(run_id, FAILED, error=clean_text(prefix + describe(exc)),
                       traceback=format_traceback(exc, skip_frames=skip_frames), logs=logs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
-from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 
 
 class InlineExecutor:

@@ -31,7 +31,8 @@ MAX_MESSAGE = 64 * 2**20
 #: The records a worker's message may hold.
 RECORDS = frozenset({
     ("tickloop.runs", "LogLine"),
-    ("tickloop.execution", "RunOutcome"),
+    ("tickloop.runs", "RunStatus"),  # an enum: calling it with any value gives a member or ValueError
+    ("tickloop.runner", "RunOutcome"),
     ("tickloop.channel", "Call"),
     ("tickloop.channel", "Target"),
 })

@@ -2,7 +2,7 @@
 
 Runtime side: ``[runtime] workers`` slots, each a driver thread that owns one worker process
 (:mod:`tickloop_executors.worker`, a program of its own). A driver takes the next job from a
-shared queue, binds it (:meth:`tickloop.execution.RunEnvironment.bind`: the run's permit and the
+shared queue, binds it (:meth:`tickloop.runner.RunEnvironment.bind`: the run's permit and the
 answers to its agent's calls), sends it to the worker and serves it until the outcome arrives or
 the run's timeout (``job.timeout``, else ``[runtime] run_timeout_seconds``) passes, counted from
 when the job is sent (time spent queued for a free worker does not count). Meanwhile the worker
@@ -57,7 +57,7 @@ import attrs
 from tickloop.binding import new_permit
 from tickloop.channel import Call
 from tickloop.config import Config
-from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 from tickloop.results import Result
 from tickloop.runs import FAILED, SUCCEEDED, TIMED_OUT, LogLine
 from tickloop_executors import sandbox

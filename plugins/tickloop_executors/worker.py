@@ -128,8 +128,8 @@ class Worker:
 def serve(conn: Connection) -> None:
     """Execute jobs until told to stop."""
     from tickloop.agents import AgentLoader
-    from tickloop.execution import AgentRunner
-    from tickloop.plugins import make_plugin_manager
+    from tickloop.runner import AgentRunner
+    from tickloop.pluginmanager import make_plugin_manager
     from tickloop_executors import failure
 
     hello = conn.recv()

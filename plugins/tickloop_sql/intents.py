@@ -19,7 +19,7 @@ from tickloop.actions import Action
 from tickloop.intents import SENDING, Intent, NewIntent
 from tickloop.ledger import LedgerEntry
 from tickloop.sessions import Hold
-from tickloop.wire import from_data, to_data
+from tickloop.jsondata import from_data, to_data
 from tickloop_sql.tables import holds, intents, ledger, orders, sessions
 
 

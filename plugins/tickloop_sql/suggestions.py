@@ -15,7 +15,7 @@ from tickloop import suggestions as st
 from tickloop.actions import Action
 from tickloop.errors import NotFoundError
 from tickloop.suggestions import Suggestion
-from tickloop.wire import from_data, to_data
+from tickloop.jsondata import from_data, to_data
 from tickloop_sql.store import SqlStateStore, _utc
 from tickloop_sql.tables import suggestions
 

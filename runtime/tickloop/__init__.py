@@ -19,11 +19,11 @@ hookimpl = pluggy.HookimplMarker(NAME)
 if TYPE_CHECKING:
     from tickloop.context import AgentContext
     from tickloop.errors import TickloopError
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
     from tickloop.results import Result
 
 _LAZY = {
-    "Runtime": "tickloop.loop",
+    "Runtime": "tickloop.runtime",
     "AgentContext": "tickloop.context",
     "Result": "tickloop.results",
     "TickloopError": "tickloop.errors",

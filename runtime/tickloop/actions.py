@@ -28,7 +28,7 @@ MESSAGE = "message"
 
 @attrs.frozen
 class Action:
-    """One intent of one session on one venue, serialisable (:func:`tickloop.wire.to_data`).
+    """One intent of one session on one venue, serialisable (:func:`tickloop.jsondata.to_data`).
 
     ``method`` is the agent-facing method that produced it (``place_order``); ``params`` is the
     request as the agent wrote it, in the Circuit wire shape (``{"coin": "BTC", "side": "buy",

@@ -21,7 +21,7 @@ from tickloop.memory import Memory, MemoryBackend
 from tickloop.results import Result
 
 if TYPE_CHECKING:
-    from tickloop.execution import RunJob
+    from tickloop.runner import RunJob
     from tickloop.venues import Gateway
 
 log = logging.getLogger("tickloop")

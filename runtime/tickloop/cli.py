@@ -24,7 +24,7 @@ from tickloop.text import storable
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
     from tickloop.runs import Run
     from tickloop.sessions import Session
 
@@ -124,7 +124,7 @@ class Options:
 
     def runtime(self) -> Runtime:
         if self._runtime is None:
-            from tickloop.loop import Runtime
+            from tickloop.runtime import Runtime
 
             self._runtime = Runtime.from_config(self.config, home=self.home)
         return self._runtime
@@ -145,7 +145,7 @@ def _rt(ctx: click.Context) -> Runtime:
 
 
 def _json_out(obj: Any) -> None:
-    from tickloop.wire import dumps
+    from tickloop.jsondata import dumps
 
     click.echo(dumps(obj))
 
@@ -398,7 +398,7 @@ def plugins() -> None:
 def plugins_list(ctx: click.Context, as_json: bool) -> None:
     """List loaded plugins: name, distribution, version and hooks."""
     from tickloop.config import Config
-    from tickloop.plugins import describe, make_plugin_manager
+    from tickloop.pluginmanager import describe, make_plugin_manager
     from tickloop.registry import FAMILIES, Registry
 
     options = ctx.find_object(Options)
@@ -473,7 +473,7 @@ def sessions_list(ctx: click.Context, states: tuple[str, ...], as_json: bool) ->
     found = rt.sessions(states=states or None)
     holds = rt.holds()
     if as_json:
-        from tickloop.wire import to_data
+        from tickloop.jsondata import to_data
 
         _json_out([{**to_data(s), "hold": to_data(holds.get(s.id))} for s in found])
         return
@@ -518,7 +518,7 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
     left_open = session.state == "stopped" and bool(portfolio.positions)
     hold = rt.holds().get(session_id)
     if as_json:
-        from tickloop.wire import to_data
+        from tickloop.jsondata import to_data
 
         click.echo(json.dumps({"session": to_data(session), "hold": to_data(hold), "transitions": to_data(transitions),
                                "upcoming": [u.isoformat() for u in upcoming], "runs": to_data(recent),
@@ -722,7 +722,7 @@ def sessions_unwind(ctx: click.Context, session_id: int, assets: tuple[str, ...]
     _print_lifecycle(rt, session, as_json)
     if session.state == "stopped" and not as_json:
         # What the venue holds that no ledger explains is not "nothing left": the unwind said so.
-        from tickloop.execution import VENUE_RESIDUE
+        from tickloop.runner import VENUE_RESIDUE
 
         last = rt.runs(session.id, limit=1)
         for line in last[-1].logs if last else ():
@@ -777,7 +777,7 @@ def wallets_add(ctx: click.Context, paper: bool, key_env: str | None, keystore: 
 def _wallet_data(rt: Runtime, wallet: Any) -> dict[str, Any]:
     """A wallet, where its key comes from (never the key), and its funds per asset."""
     from tickloop.wallets import asset_info
-    from tickloop.wire import to_data
+    from tickloop.jsondata import to_data
 
     funds = rt.store.wallet_funds(wallet.address)
     allocated = {key: amount for key, amount in rt.store.allocated(wallet.address).items() if amount and key[1]}
@@ -892,7 +892,7 @@ def _short_when(value: datetime | None) -> str:
 
 
 def _compact(value: Any) -> str:
-    from tickloop.wire import to_data
+    from tickloop.jsondata import to_data
 
     return json.dumps(to_data(value), separators=(", ", ": "), default=str)
 
@@ -1012,7 +1012,7 @@ def logs(ctx: click.Context, session_id: int | None, run_id: int | None, limit: 
     rt = _rt(ctx)
     lines = rt.logs(session_id=session_id, run_id=run_id, limit=limit)
     if as_json:
-        from tickloop.wire import to_data
+        from tickloop.jsondata import to_data
 
         click.echo(json.dumps([{"run_id": rid, **to_data(line)} for rid, line in lines], indent=2))
         return
@@ -1159,7 +1159,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="tickloop")
         return
     try:
-        from tickloop.plugins import make_plugin_manager
+        from tickloop.pluginmanager import make_plugin_manager
 
         make_plugin_manager(block=_blocked_plugins(args)).hook.tickloop_register_commands(cli=cli)
     except TickloopError as exc:

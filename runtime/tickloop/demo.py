@@ -34,7 +34,7 @@ from tickloop.errors import TickloopError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
     from tickloop.runs import Run
 
 AGENTS = ("hl-trend", "pm-basket")
@@ -72,7 +72,7 @@ def run_demo(console: Console, *, home: str | None, runs: int = len(ETH_PATH), k
     from rich.progress import BarColumn, Progress, TextColumn
     from rich.rule import Rule
 
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
     from tickloop_paper import local_exchanges
 
     scratch = home is None

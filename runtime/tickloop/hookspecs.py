@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from tickloop.actions import Action, Execution
     from tickloop.config import Config
     from tickloop.context import AgentContext
-    from tickloop.execution import RunJob, RunOutcome
+    from tickloop.runner import RunJob, RunOutcome
     from tickloop.registry import Backend
     from tickloop.runs import Run
     from tickloop.sessions import Hold, Session, Transition
@@ -89,11 +89,11 @@ def tickloop_register_suggestion_stores(register: Register) -> None:
 def tickloop_register_executors(register: Register) -> None:
     """Called once when the registry is built, to collect executors.
 
-    An executor runs one :class:`tickloop.execution.RunJob` and produces a
-    :class:`tickloop.execution.RunOutcome`: in this process (``inline``), in a worker process
+    An executor runs one :class:`tickloop.runner.RunJob` and produces a
+    :class:`tickloop.runner.RunOutcome`: in this process (``inline``), in a worker process
     with a timeout (``process``), or elsewhere. Its factory is called as
-    ``factory(config, environment)`` with the :class:`tickloop.execution.RunEnvironment` of this
-    process, and returns a :class:`tickloop.execution.Executor`. ``[runtime] executor``
+    ``factory(config, environment)`` with the :class:`tickloop.runner.RunEnvironment` of this
+    process, and returns a :class:`tickloop.runner.Executor`. ``[runtime] executor``
     selects it.
 
     :param register: call ``register(Backend(name=..., factory=..., description=...))``.
@@ -304,10 +304,10 @@ def tickloop_run_call(job: RunJob, context: AgentContext, function: Callable[...
     ``@hookimpl(wrapper=True)`` to wrap every run for timing, metrics or locks: put the work
     after ``outcome = yield`` in ``try/finally`` and return ``outcome``.
 
-    :param job: the :class:`tickloop.execution.RunJob` being executed.
+    :param job: the :class:`tickloop.runner.RunJob` being executed.
     :param context: the fresh :class:`tickloop.context.AgentContext` built for this run.
     :param function: the agent's ``run`` or ``unwind`` function.
-    :returns: the :class:`tickloop.execution.RunOutcome`, or ``None`` to let the next
+    :returns: the :class:`tickloop.runner.RunOutcome`, or ``None`` to let the next
         implementation invoke the agent.
 
     Stops at the first non-None result; return None to let other plugins decide.

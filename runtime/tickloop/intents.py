@@ -29,10 +29,16 @@ import attrs
 
 from tickloop.actions import Action, Execution
 
-SENDING = "sending"
-EXECUTED = "executed"
-FAILED = "failed"
-STATUSES = (SENDING, EXECUTED, FAILED)
+
+
+class IntentStatus(enum.StrEnum):
+    SENDING = "sending"
+    EXECUTED = "executed"
+    FAILED = "failed"
+
+
+SENDING, EXECUTED, FAILED = IntentStatus
+STATUSES = tuple(IntentStatus)
 
 
 def new_client_id() -> str:
@@ -177,7 +183,7 @@ class Intent:
     action: Action
     client_id: str
     owner: str
-    status: str
+    status: IntentStatus = attrs.field(converter=IntentStatus)
     created_at: datetime
     suggestion_id: int | None = None
     finished_at: datetime | None = None

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
 import attrs
 
-RUNNING = "running"  # in flight; a run left running by a crash is marked failed on restart
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-TIMED_OUT = "timed_out"
-SKIPPED = "skipped"
 
-STATUSES = (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, SKIPPED)
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"  # in flight; a run left running by a crash is marked failed on restart
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+
+
+class RunKind(enum.StrEnum):
+    RUN = "run"
+    UNWIND = "unwind"
+    CLOSE = "close"  # the closers alone, after an unwind that could not run them
+
+
+RUNNING, SUCCEEDED, FAILED, TIMED_OUT, SKIPPED = RunStatus
+STATUSES = tuple(RunStatus)
 FINAL_STATUSES = frozenset(STATUSES) - {RUNNING}
-
-KINDS = ("run", "unwind", "close")  # close: the closers alone, after an unwind that could not run them
+KINDS = tuple(RunKind)
 
 
 @attrs.frozen
@@ -33,11 +43,11 @@ class Run:
 
     id: int
     session_id: int
-    kind: str
+    kind: RunKind = attrs.field(converter=RunKind)
     scheduled_at: datetime
     started_at: datetime | None
     finished_at: datetime | None = None
-    status: str = RUNNING
+    status: RunStatus = attrs.field(default=RunStatus.RUNNING, converter=RunStatus)
     error: str | None = None
     traceback: str | None = None
     logs: tuple[LogLine, ...] = ()

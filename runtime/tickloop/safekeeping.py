@@ -1,5 +1,5 @@
 """The runtime's safekeeping: recovery, reconciliation and holds (see :mod:`tickloop.recovery`
-and :mod:`tickloop.reconcile`), as :class:`tickloop.loop.Runtime` methods.
+and :mod:`tickloop.reconcile`), as :class:`tickloop.runtime.Runtime` methods.
 
 ``serve`` recovers and reconciles when it starts, before it dispatches anything (so a run that
 follows a crash sees the fills recovery booked), then recovers again every
@@ -26,7 +26,7 @@ log = logging.getLogger("tickloop")
 
 
 class Safekeeping:
-    """Mixed into :class:`tickloop.loop.Runtime`, which provides the store, gateway and clock."""
+    """Mixed into :class:`tickloop.runtime.Runtime`, which provides the store, gateway and clock."""
 
     # Runtime provides: store, config, gateway, _serving, _at, _pinned_to, _notify, _continue_unwind.
     store: Any

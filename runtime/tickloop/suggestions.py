@@ -17,6 +17,7 @@ which asks the venue what became of its order (by the client id of its intent) a
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any, Iterable, Protocol
 
@@ -24,15 +25,20 @@ import attrs
 
 from tickloop.actions import Action
 
-PENDING = "pending"
-APPROVED = "approved"
-REJECTED = "rejected"
-EXECUTED = "executed"
-FAILED = "failed"
-EXPIRED = "expired"
-DELETED = "deleted"
 
-STATUSES = (PENDING, APPROVED, REJECTED, EXECUTED, FAILED, EXPIRED, DELETED)
+
+class SuggestionStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTED = "executed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    DELETED = "deleted"
+
+
+PENDING, APPROVED, REJECTED, EXECUTED, FAILED, EXPIRED, DELETED = SuggestionStatus
+STATUSES = tuple(SuggestionStatus)
 
 
 @attrs.frozen
@@ -42,7 +48,7 @@ class Suggestion:
     id: int
     session_id: int
     action: Action
-    status: str
+    status: SuggestionStatus = attrs.field(converter=SuggestionStatus)
     created_at: datetime
     expires_at: datetime | None = None
     decided_at: datetime | None = None  # approved, rejected or expired

@@ -74,7 +74,7 @@ def agent_folder(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def make_runtime(tickloop_home: Path) -> Iterator[Callable[..., Any]]:
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
 
     made: list[Runtime] = []
 

@@ -230,7 +230,7 @@ class Gateway:
         at = self.clock()
         entries = [LedgerEntry.from_fill(session.id, session.wallet, fill, at=at) for fill in execution.fills]
         orders = [(intent.venue, order_id, session.id) for order_id in execution.order_ids]
-        from tickloop.wire import to_data
+        from tickloop.jsondata import to_data
 
         settled = self.store.finish_intent(intent.id, status=EXECUTED if execution.ok else INTENT_FAILED, at=at,
                                            entries=entries, orders=orders,

@@ -17,6 +17,7 @@ allocations of the wallet's open sessions.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import os
@@ -31,10 +32,16 @@ import attrs
 from tickloop.errors import InputError, TickloopError
 from tickloop.files import read_text
 
-PAPER = "paper"
-ENV = "env"
-KEYSTORE = "keystore"
-KINDS = (PAPER, ENV, KEYSTORE)
+
+
+class WalletKind(enum.StrEnum):
+    PAPER = "paper"
+    ENV = "env"
+    KEYSTORE = "keystore"
+
+
+PAPER, ENV, KEYSTORE = WalletKind
+KINDS = tuple(WalletKind)
 
 DEFAULT_PASSWORD_ENV = "TICKLOOP_KEYSTORE_PASSWORD"
 # scrypt cost for paper keys: 2**14 takes ~60 ms to decrypt, where geth's default (2**18) takes
@@ -73,7 +80,7 @@ class Wallet:
     """A wallet tickloop knows. Holds where the key comes from, never the key."""
 
     address: str
-    kind: str
+    kind: WalletKind = attrs.field(converter=WalletKind)
     created_at: datetime
     key_env: str | None = None
     keystore: str | None = None

@@ -29,7 +29,7 @@ APPROVER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from tickloop.errors import TickloopError
-    from tickloop.loop import Runtime
+    from tickloop.runtime import Runtime
 
     home, suggestion_id, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
     rt = Runtime.from_config(home=home)

@@ -27,10 +27,10 @@ from tickloop import schedule as schedules
 from tickloop.agents import Agent, AgentLoader
 from tickloop.config import Config
 from tickloop.errors import ConfigError, NotFoundError, Problem, SettingsError, TickloopError
-from tickloop.execution import RunEnvironment, RunJob, RunOutcome
+from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 from tickloop.intents import Owner
 from tickloop.memory import Memory, MemoryBackend, session_scope
-from tickloop.plugins import PluginManager, make_plugin_manager
+from tickloop.pluginmanager import PluginManager, make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SKIPPED, LogLine, Run
 from tickloop.safekeeping import Safekeeping
@@ -466,7 +466,7 @@ class Runtime(Safekeeping):
             log.exception("executing suggestion %s failed", suggestion_id)
             result = store.finish(suggestion_id, SUGGESTION_FAILED, at=self.now(), error=f"{type(exc).__name__}: {exc}")
         else:
-            from tickloop.wire import to_data
+            from tickloop.jsondata import to_data
 
             result = store.finish(suggestion_id, EXECUTED if execution.ok else SUGGESTION_FAILED, at=self.now(),
                                   result=to_data(execution.data) if execution.ok else None, error=execution.error)

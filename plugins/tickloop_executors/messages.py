@@ -23,15 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from tickloop import runs
 from tickloop.untrusted import UntrustedData, loads as untrusted_loads
 
 #: Largest message a worker may send (bytes); a larger one ends the worker.
 MAX_MESSAGE = 64 * 2**20
 
 #: The records a worker's message may hold.
-RECORDS = frozenset({
-    ("tickloop.runs", "LogLine"),
-    ("tickloop.runs", "RunStatus"),  # an enum: calling it with any value gives a member or ValueError
+RECORDS = runs.RECORDS | frozenset({
     ("tickloop.runner", "RunOutcome"),
     ("tickloop.channel", "Call"),
     ("tickloop.channel", "Target"),

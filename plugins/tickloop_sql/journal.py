@@ -23,11 +23,12 @@ import threading
 import zlib
 from pathlib import Path
 
+from tickloop import runs
 from tickloop.store import RunFinish
 from tickloop.untrusted import UntrustedData, loads
 
 _HEADER = struct.Struct("<II")
-_RECORDS = frozenset({("tickloop.store", "RunFinish"), ("tickloop.runs", "LogLine")})
+_RECORDS = frozenset({("tickloop.store", "RunFinish")}) | runs.RECORDS
 
 
 class RunJournal:

@@ -51,3 +51,8 @@ class Run:
     error: str | None = None
     traceback: str | None = None
     logs: tuple[LogLine, ...] = ()
+
+
+#: The globals of this module a run's record may hold when it crosses a process or a file, for
+#: :func:`tickloop.untrusted.loads` (the enums are safe: calling one gives a member or ValueError).
+RECORDS = frozenset({("tickloop.runs", "LogLine"), ("tickloop.runs", "RunStatus"), ("tickloop.runs", "RunKind")})

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from tickloop.runtime import Runtime
+    from tickloop.views import SharedMargin
     from tickloop.runs import Run
     from tickloop.sessions import Session
 
@@ -241,9 +242,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
 
     def ready() -> None:
         open_sessions = len(rt.sessions(states=["running", "paused", "unwinding"]))
-        isolation = getattr(rt.executor, "isolation", None)
+        isolation = rt.isolation()
         if isolation is not None:
-            err.print(f"tickloop serve: {isolation()}")
+            err.print(f"tickloop serve: {isolation}")
         err.print(f"tickloop serve: home {rt.config.home}, {open_sessions} open session(s),"
                   f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
 
@@ -271,8 +272,8 @@ def run(ctx: click.Context, agent: str, once: bool, mode: str | None, wallet: st
     stopped at the end either way. Exits 1 when a run fails.
     """
     rt = _rt(ctx)
-    rt.store.acquire_owner()  # a running serve would run this session too; refuse instead
-    loaded = rt.agents.load(agent)
+    rt.claim()  # a running serve would run this session too; refuse instead
+    loaded = rt.agent(agent)
     session = rt.start_session(agent, wallet, mode=mode or loaded.manifest.default_mode,
                                settings=_parse_settings(settings), reason="tickloop run")
     console = _console()
@@ -450,7 +451,7 @@ def sessions_start(ctx: click.Context, agent: str, wallet: str, mode: str | None
                    allocation: str | None, reason: str, as_json: bool) -> None:
     """Start AGENT (an installed agent's name or a folder path) on a wallet."""
     rt = _rt(ctx)
-    loaded = rt.agents.load(agent)
+    loaded = rt.agent(agent)
     session = rt.start_session(agent, wallet, mode=mode or loaded.manifest.default_mode,
                                settings=_parse_settings(settings), allocation=allocation,
                                reason=reason or "tickloop sessions start")
@@ -501,22 +502,11 @@ def _state_text(state: Any) -> str:
 def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
     """Show a session: settings, schedule, allocation, portfolio, pending suggestions, margin
     shared with other sessions of its wallet, upcoming runs, audit trail and recent runs."""
-    from tickloop import schedule as schedules
-
     rt = _rt(ctx)
-    session = rt.session(session_id)
-    transitions = rt.transitions(session_id)
-    recent = rt.runs(session_id, limit=5)
-    upcoming: list[datetime] = []
-    if session.state == "running" and session.next_run_at is not None:
-        upcoming = [session.next_run_at]
-        if session.schedule.kind != "rolling":
-            upcoming += schedules.upcoming(session.schedule, after=session.next_run_at, count=4)
-    portfolio = rt.portfolio(session_id)
-    pending = len(rt.suggestions(session_id, status="pending"))
-    margin = _shared_margin(rt, session)
-    left_open = session.state == "stopped" and bool(portfolio.positions)
-    hold = rt.holds().get(session_id)
+    view = rt.session_view(session_id)
+    session, portfolio, pending, margin, hold = view.session, view.portfolio, view.pending_suggestions, view.margin, \
+        view.hold
+    transitions, recent, upcoming, left_open = view.transitions, view.recent_runs, view.upcoming, view.left_open
     if as_json:
         from tickloop.jsondata import to_data
 
@@ -550,7 +540,7 @@ def sessions_show(ctx: click.Context, session_id: int, as_json: bool) -> None:
         console.print(f"  setting    {key} = {value!r}", markup=False)
     if pending:
         console.print(f"  suggestions {pending} pending (tickloop suggestions list --session {session.id})")
-    if margin is not None and margin["warning"]:
+    if margin is not None and margin.warning:
         console.print(_margin_warning(session, margin), style="yellow", markup=False, soft_wrap=True)
     _print_portfolio(console, portfolio, left_open=left_open)
     console.print("[bold]audit trail[/]")
@@ -601,35 +591,14 @@ def _allocation_text(session: Session) -> str:
             f" ({session.allocation_asset} on {session.allocation_network})")
 
 
-def _shared_margin(rt: Runtime, session: Session) -> dict[str, Any] | None:
-    """Combined margin use of the open sessions on ``session``'s wallet (None: the session is
-    not open, or they hold no perps); ``warning`` when several share it at or above
-    ``[wallets] margin_warning``."""
-    from decimal import Decimal
-
-    from tickloop.venues import margin_use
-
-    if not session.is_open:
-        return None
-    wallet = session.wallet.lower()
-    sharing = [s for s in rt.sessions(states=["created", "running", "paused", "unwinding"])
-               if s.wallet.lower() == wallet]
-    use = margin_use(rt.store, rt.gateway.venues, session.wallet, sharing)
-    if use is None:
-        return None
-    threshold = rt.config.wallets.margin_warning
-    return {**use, "sessions": [s.id for s in sharing], "threshold": threshold,
-            "warning": len(sharing) > 1 and use["ratio"] >= Decimal(str(threshold))}
-
-
-def _margin_warning(session: Session, margin: Mapping[str, Any]) -> str:
-    ratio = margin["ratio"]
+def _margin_warning(session: Session, margin: SharedMargin) -> str:
+    ratio = margin.ratio
     use = "unbounded (no collateral)" if ratio.is_infinite() else f"{ratio * 100:.0f}%"
-    names = ", ".join(str(i) for i in margin["sessions"])
+    names = ", ".join(str(i) for i in margin.sessions)
     return (f"warning: shared liquidation risk: sessions {names} trade on one perp account of wallet"
-            f" {session.wallet}; their combined margin use is {use} ({margin['margin_used']:.2f} of"
-            f" {margin['account_value']:.2f} USD, from the {margin['source']}), at or above [wallets] margin_warning"
-            f" {margin['threshold'] * 100:.0f}%: a loss in one session can liquidate the positions of the others")
+            f" {session.wallet}; their combined margin use is {use} ({margin.margin_used:.2f} of"
+            f" {margin.account_value:.2f} USD, from the {margin.source}), at or above [wallets] margin_warning"
+            f" {margin.threshold * 100:.0f}%: a loss in one session can liquidate the positions of the others")
 
 
 def _print_portfolio(console: Console, portfolio: Any, *, left_open: bool = False) -> None:
@@ -776,23 +745,14 @@ def wallets_add(ctx: click.Context, paper: bool, key_env: str | None, keystore: 
 
 def _wallet_data(rt: Runtime, wallet: Any) -> dict[str, Any]:
     """A wallet, where its key comes from (never the key), and its funds per asset."""
-    from tickloop.wallets import asset_info
     from tickloop.jsondata import to_data
 
-    funds = rt.store.wallet_funds(wallet.address)
-    allocated = {key: amount for key, amount in rt.store.allocated(wallet.address).items() if amount and key[1]}
-    assets = []
-    for network, asset in sorted(set(funds) | set(allocated)):
-        have = funds.get((network, asset))
-        taken = allocated.get((network, asset), 0)
-        symbol, decimals = asset_info(asset, network)
-        assets.append({"network": network, "asset": asset, "symbol": symbol, "decimals": decimals,
-                       "funds": None if have is None else str(have), "allocated": str(taken),
-                       "free": None if have is None else str(have - taken)})
-    wallet_lower = wallet.address.lower()
-    sessions_ = [s.id for s in rt.sessions(states=["created", "running", "paused", "unwinding"])
-                 if s.wallet.lower() == wallet_lower]
-    return {**to_data(wallet), "key_source": wallet.key_source(), "assets": assets, "open_sessions": sessions_}
+    view = rt.wallet_view(wallet.address)
+    assets = [{"network": a.network, "asset": a.asset, "symbol": a.symbol, "decimals": a.decimals,
+               "funds": None if a.funds is None else str(a.funds), "allocated": str(a.allocated),
+               "free": None if a.free is None else str(a.free)} for a in view.assets]
+    return {**to_data(wallet), "key_source": wallet.key_source(), "assets": assets,
+            "open_sessions": list(view.open_sessions)}
 
 
 @wallets.command("list")

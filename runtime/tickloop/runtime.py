@@ -19,6 +19,7 @@ from concurrent import futures
 from pathlib import Path
 from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
@@ -40,7 +41,8 @@ from tickloop.recovery import recover
 from tickloop.sessions import Session, State, Transition
 from tickloop.suggestions import APPROVED, EXECUTED, EXPIRED, FAILED as SUGGESTION_FAILED, PENDING, REJECTED
 from tickloop.suggestions import Suggestion, refusal
-from tickloop.venues import Gateway
+from tickloop.venues import Gateway, margin_use
+from tickloop.views import SessionView, SharedMargin, WalletAsset, WalletView
 from tickloop.wallets import PAPER, Wallet, address_from_env, address_from_keystore, asset_info, new_paper_key
 from tickloop.wallets import DEFAULT_PASSWORD_ENV, ENV, KEYSTORE
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart, StateStore
@@ -61,6 +63,7 @@ SHUTDOWN_GRACE = 10.0
 log = logging.getLogger("tickloop")
 _ETH_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SOL_ADDRESS = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
+OPEN_STATES = (State.CREATED, State.RUNNING, State.PAUSED, State.UNWINDING)
 
 Pending = tuple[Run, Session, "Future[RunOutcome]"]
 #: a finished run: its record, session, outcome and what the store is to commit for it
@@ -374,6 +377,70 @@ class Runtime(Safekeeping):
         """What the session holds now, from its ledger (marked at venue prices when available)."""
         self.store.get_session(session_id)
         return self.gateway.portfolio(session_id)
+
+    # -- read models (one place for the CLI, the HTTP API and the dashboard) ---------------------
+
+    def agent(self, ref: str) -> Agent:
+        """The agent ``ref`` names (an installed agent's name or a folder path), loaded and checked."""
+        return self.agents.load(ref)
+
+    def isolation(self) -> str | None:
+        """How the executor isolates agent code, in one line (None: the executor does not say)."""
+        describe = getattr(self.executor, "isolation", None)
+        return describe() if describe is not None else None
+
+    def claim(self) -> None:
+        """Own the home's store as ``serve`` does, for a foreground ``run``: refused while a serve
+        (which would run the same sessions) owns it."""
+        self.store.acquire_owner()
+
+    def upcoming(self, session_id: int, count: int = 5) -> list[datetime]:
+        """The session's next scheduled points (only the next one for a rolling schedule, whose
+        later runs depend on when runs finish); none unless it is running."""
+        session = self.store.get_session(session_id)
+        if session.state is not State.RUNNING or session.next_run_at is None:
+            return []
+        later = [] if session.schedule.kind == "rolling" else \
+            schedules.upcoming(session.schedule, after=session.next_run_at, count=count - 1)
+        return [session.next_run_at, *later]
+
+    def shared_margin(self, session_id: int) -> SharedMargin | None:
+        """Combined margin use of the open sessions on this session's wallet (None: the session
+        is not open, or they hold no perps)."""
+        session = self.store.get_session(session_id)
+        if not session.is_open:
+            return None
+        sharing = [s for s in self.store.list_sessions(states=OPEN_STATES) if s.wallet.lower() == session.wallet.lower()]
+        use = margin_use(self.store, self.gateway.venues, session.wallet, sharing)
+        if use is None:
+            return None
+        threshold = self.config.wallets.margin_warning
+        return SharedMargin(margin_used=use["margin_used"], account_value=use["account_value"], ratio=use["ratio"],
+                            source=use["source"], sessions=tuple(s.id for s in sharing), threshold=threshold,
+                            warning=len(sharing) > 1 and use["ratio"] >= Decimal(str(threshold)))
+
+    def session_view(self, session_id: int, *, runs: int = 5) -> SessionView:
+        """Everything ``sessions show`` displays about a session."""
+        session = self.store.get_session(session_id)
+        return SessionView(session=session, transitions=tuple(self.transitions(session_id)),
+                           recent_runs=tuple(self.runs(session_id, limit=runs)), upcoming=tuple(self.upcoming(session_id)),
+                           portfolio=self.portfolio(session_id),
+                           pending_suggestions=len(self.suggestions(session_id, status=PENDING)),
+                           margin=self.shared_margin(session_id), hold=self.store.holds().get(session_id))
+
+    def wallet_view(self, address: str) -> WalletView:
+        """A wallet with its funds and allocations per asset, and its open sessions."""
+        wallet = self.wallet(address)
+        funds = self.store.wallet_funds(wallet.address)
+        allocated = {key: amount for key, amount in self.store.allocated(wallet.address).items() if amount and key[1]}
+        assets = []
+        for network, asset in sorted(set(funds) | set(allocated)):
+            symbol, decimals = asset_info(asset, network)
+            assets.append(WalletAsset(network=network, asset=asset, symbol=symbol, decimals=decimals,
+                                      funds=funds.get((network, asset)), allocated=allocated.get((network, asset), 0)))
+        lower = wallet.address.lower()
+        sessions = tuple(s.id for s in self.store.list_sessions(states=OPEN_STATES) if s.wallet.lower() == lower)
+        return WalletView(wallet=wallet, assets=tuple(assets), open_sessions=sessions)
 
     # -- wallets -------------------------------------------------------------------------------
 

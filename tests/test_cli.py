@@ -142,25 +142,31 @@ def test_plugins_and_agents_list(tickloop_home):
     assert isinstance(json.loads(tickloop(tickloop_home, "agents", "list", "--json", check=True).stdout), list)
 
 
-def test_help_is_quick_to_reach_and_lists_the_commands(tickloop_home):
-    """--help answers without loading plugins and names every command."""
+def test_help_lists_the_commands_plugins_add(tickloop_home):
+    """--help names every command, the paper plugin's too."""
     out = tickloop(tickloop_home, "--help", check=True).stdout
-    for command in ("demo", "serve", "run", "check", "agents", "plugins", "sessions", "runs", "logs"):
-        assert command in out
+    for command in ("demo", "serve", "run", "check", "agents", "plugins", "sessions", "runs", "logs", "paper"):
+        assert f"\n  {command} " in out
 
 
-def test_plugin_commands_respect_the_block_list_of_the_selected_home(tmp_path, monkeypatch):
-    """The block list used when loading plugin commands comes from --home/--config, as the command's does."""
-    from tickloop.cli import _blocked_plugins
-
+def test_plugin_commands_follow_the_plugins_table_of_the_selected_home(tmp_path):
+    """[plugins] load and block of the --home/--config the command selects decide which plugin
+    commands exist, as they decide the command's own plugins."""
+    (tmp_path / "extra_commands.py").write_text(
+        "import click\nimport tickloop\n\n\n@tickloop.hookimpl\ndef tickloop_register_commands(cli):\n"
+        "    @cli.command()\n    def hello_extra():\n        click.echo('hello from a loaded plugin')\n")
+    env = {"PYTHONPATH": str(tmp_path)}
     home = tmp_path / "h"
     home.mkdir()
-    (home / "tickloop.toml").write_text('[plugins]\nblock = ["diskcache"]\n')
+    (home / "tickloop.toml").write_text('[plugins]\nload = ["extra_commands"]\nblock = ["paper"]\n')
+    assert tickloop(home, "hello-extra", env=env, check=True).stdout == "hello from a loaded plugin\n"
+    assert "hello-extra" in tickloop(home, "--help", env=env, check=True).stdout
+    blocked = tickloop(home, "paper", "--help", env=env)
+    assert blocked.returncode == 2 and "No such command 'paper'" in blocked.stderr
     other = tmp_path / "other.toml"
-    other.write_text('[plugins]\nblock = ["memory"]\n')
-    assert _blocked_plugins(["--home", str(home), "sessions", "list"]) == ["diskcache"]
-    assert _blocked_plugins(["--home", str(home), "--config", str(other), "runs", "list"]) == ["memory"]
-    monkeypatch.setenv("TICKLOOP_HOME", str(home))
-    assert _blocked_plugins(["plugins", "list"]) == ["diskcache"]
+    other.write_text("[plugins]\nload = []\n")
+    assert tickloop(home, "--config", str(other), "paper", "--help", env=env, check=True).returncode == 0
+    assert "No such command 'hello-extra'" in tickloop(home, "--config", str(other), "hello-extra", env=env).stderr
     (home / "tickloop.toml").write_text("[plugins\n")
-    assert _blocked_plugins(["--home", str(home), "sessions", "list"]) == []
+    broken = tickloop(home, "sessions", "list", env=env)
+    assert broken.returncode == 1 and "tickloop.toml" in broken.stderr and "Traceback" not in broken.stderr

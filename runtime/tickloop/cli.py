@@ -399,12 +399,13 @@ def plugins() -> None:
 def plugins_list(ctx: click.Context, as_json: bool) -> None:
     """List loaded plugins: name, distribution, version and hooks."""
     from tickloop.config import Config
-    from tickloop.pluginmanager import describe, make_plugin_manager
+    from tickloop.bootstrap import configured_plugin_manager
+    from tickloop.pluginmanager import describe
     from tickloop.registry import FAMILIES, Registry
 
     options = ctx.find_object(Options)
     config = Config.load(options.config, home=options.home)
-    pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load)
+    pm = configured_plugin_manager(config)
     rows = describe(pm)
     registry = Registry.from_plugin_manager(pm)
     provides: dict[str, list[str]] = {}
@@ -1098,33 +1099,37 @@ def reconcile_close(ctx: click.Context, session_id: int, asset: str | None, as_j
     _resolve(ctx, "close", session_id, asset, as_json)
 
 
-def _blocked_plugins(args: list[str]) -> list[str]:
-    """``[plugins] block`` of the config these arguments select (--home, --config, environment)."""
+def _register_plugin_commands(args: list[str]) -> None:
+    """Let plugins add their commands, with the ``[plugins]`` table of the config these arguments
+    select (--home, --config, environment). A bad config or a broken plugin is reported by the
+    command that needs them; help and the version always work."""
+    from tickloop.bootstrap import configured_plugin_manager, plugin_manager
     from tickloop.config import Config
 
     with cli.make_context("tickloop", list(args), resilient_parsing=True) as ctx:
         home, path = ctx.params.get("home"), ctx.params.get("config_path")
     try:
-        return Config.load(path, home=home).plugins.block
+        config = Config.load(path, home=home)
     except TickloopError:
-        return []  # the command itself reports the bad config
+        pm = plugin_manager()  # the command itself reports the bad config
+    else:
+        pm = configured_plugin_manager(config)
+    pm.hook.tickloop_register_commands(cli=cli)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``tickloop`` script: loads plugin commands, then runs the CLI."""
     _safe_output()
     args = sys.argv[1:] if argv is None else argv
-    if not args or args in (["-h"], ["--help"], ["--version"]):
-        # Help and version never load plugins, so a broken plugin cannot hide them.
-        cli.main(args=args, prog_name="tickloop")
-        return
+    helping = not args or args in (["-h"], ["--help"], ["--version"])
     try:
-        from tickloop.pluginmanager import make_plugin_manager
-
-        make_plugin_manager(block=_blocked_plugins(args)).hook.tickloop_register_commands(cli=cli)
+        _register_plugin_commands(args)
     except TickloopError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+        if not helping:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        # A broken plugin cannot hide help: it is named, and the built-in commands are listed.
+        click.echo(f"warning: plugin commands are not listed: {exc}", err=True)
     try:
         cli.main(args=args, prog_name="tickloop")
     except SystemExit as exc:

@@ -24,14 +24,14 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import attrs
 
-from tickloop import schedule as schedules
+from tickloop import bootstrap, schedule as schedules
 from tickloop.agents import Agent, AgentLoader
 from tickloop.config import Config
 from tickloop.errors import ConfigError, NotFoundError, Problem, SettingsError, TickloopError
 from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 from tickloop.intents import Owner
 from tickloop.memory import Memory, MemoryBackend, session_scope
-from tickloop.pluginmanager import PluginManager, make_plugin_manager
+from tickloop.pluginmanager import PluginManager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, SKIPPED, LogLine, Run
 from tickloop.safekeeping import Safekeeping
@@ -100,26 +100,6 @@ def _outcome(run: Run, future: Future[RunOutcome]) -> RunOutcome:
         return RunOutcome(run.id, FAILED, error=f"executor failed: {type(exc).__name__}: {exc}")
 
 
-def _check_venue_tables(config: Config, registry: Registry) -> None:
-    """``[venues.NAME]`` tables name installed venues and only the keys they declare: checked at
-    start, because a venue reads its table only when an agent first uses it."""
-    source = config.source
-    installed = registry.names("venue")
-    problems = []
-    for name, table in config.venues.items():
-        if name not in installed:
-            problems.append(Problem(source, f"venues.{name}",
-                                    f"no installed venue is called {name!r} (installed: {', '.join(installed) or 'none'})"))
-            continue
-        known = registry.get("venue", name, key=f"venues.{name}").options
-        if known is None or not isinstance(table, Mapping):
-            continue
-        for key in sorted(set(table) - set(known)):
-            problems.append(Problem(source, f"venues.{name}.{key}", f"unknown key (known: {', '.join(known)})"))
-    if problems:
-        raise ConfigError(problems)
-
-
 class Runtime(Safekeeping):
     """Runs agents' sessions on their schedules. Use :meth:`from_config` to build one."""
 
@@ -160,28 +140,9 @@ class Runtime(Safekeeping):
                     clock: Callable[[], datetime] | None = None) -> Runtime:
         """Build a runtime from ``tickloop.toml`` (``path``, or the one in ``home``), ``TICKLOOP_*``
         variables and ``overrides``; ``plugins`` are extra plugin objects to register."""
-        config = Config.load(path, home=home, overrides=overrides)
-        config.make_home()
-        pm = make_plugin_manager(block=config.plugins.block, load=config.plugins.load, plugins=plugins)
-        registry = Registry.from_plugin_manager(pm)
-        _check_venue_tables(config, registry)
-        store = registry.open_state_store(config)
-        try:
-            # The suggestion store opens lazily: its name is checked now.
-            registry.get("suggestions", config.suggestions.store, key="suggestions.store", source=config.source)
-            memory = registry.get("memory", config.memory.backend, key="memory.backend",
-                                  source=config.source).factory(config)
-            agents = AgentLoader()
-            environment = RunEnvironment(hook=pm.hook, memory=memory, agents=agents, config=config,
-                                         registry=registry, store=store)
-            executor = registry.get("executor", config.runtime.executor, key="runtime.executor",
-                                    source=config.source).factory(
-                config, environment)
-        except BaseException:
-            store.close()
-            raise
-        return cls(config=config, pm=pm, registry=registry, store=store, memory=memory, agents=agents,
-                   environment=environment, executor=executor, clock=clock)
+        parts = bootstrap.build(Config.load(path, home=home, overrides=overrides), plugins=plugins)
+        return cls(config=parts.config, pm=parts.pm, registry=parts.registry, store=parts.store, memory=parts.memory,
+                   agents=parts.agents, environment=parts.environment, executor=parts.executor, clock=clock)
 
     # -- clock ---------------------------------------------------------------------------------
 
@@ -388,6 +349,11 @@ class Runtime(Safekeeping):
         """How the executor isolates agent code, in one line (None: the executor does not say)."""
         describe = getattr(self.executor, "isolation", None)
         return describe() if describe is not None else None
+
+    def observe(self, plugin: Any) -> None:
+        """Register ``plugin``'s ``tickloop_*`` hook implementations (lifecycle hooks such as
+        ``tickloop_run_finished``), as ``serve``'s console printer does."""
+        self.pm.register(plugin)
 
     def claim(self) -> None:
         """Own the home's store as ``serve`` does, for a foreground ``run``: refused while a serve

@@ -11,6 +11,7 @@ import pytest
 
 import sim_venue
 import tickloop
+import tickloop.scheduler
 from tickloop.ledger import Book
 from tickloop.testing import T0
 
@@ -369,10 +370,10 @@ def test_closers_that_cannot_run_are_tried_again_after_a_pause(make_runtime, age
     assert (session.state, session.unwind_stage, session.next_run_at) == ("unwinding", "close", T0 + M)
     [close] = rt.tick(T0 + M)
     assert close.kind == "close"
-    assert rt.session(s.id).next_run_at == T0 + M + tickloop.runtime.CLOSE_RETRY
-    assert rt.tick(T0 + M + tickloop.runtime.CLOSE_RETRY / 2) == []
+    assert rt.session(s.id).next_run_at == T0 + M + tickloop.scheduler.CLOSE_RETRY
+    assert rt.tick(T0 + M + tickloop.scheduler.CLOSE_RETRY / 2) == []
     monkeypatch.setattr(tickloop.venues.Gateway, "close_positions", real)
-    [again] = rt.tick(T0 + M + tickloop.runtime.CLOSE_RETRY)
+    [again] = rt.tick(T0 + M + tickloop.scheduler.CLOSE_RETRY)
     assert (again.kind, again.status) == ("close", "succeeded")
     assert closing_orders(s.id) == [("ETH", "sell", 0.2)]
     assert_ended_flat(rt, s.id)

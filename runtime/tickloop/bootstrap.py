@@ -8,11 +8,13 @@ executor's workers all build them here, so they cannot differ.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable, Mapping
 
 import attrs
 
 from tickloop.agents import AgentLoader
+from tickloop.clock import Clock
 from tickloop.config import Config
 from tickloop.errors import ConfigError, Problem
 from tickloop.memory import MemoryBackend
@@ -20,6 +22,9 @@ from tickloop.pluginmanager import PluginManager, make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runner import Executor, RunEnvironment
 from tickloop.store import StateStore
+from tickloop.venues import Gateway
+
+log = logging.getLogger("tickloop")
 
 
 def plugin_manager(*, block: Iterable[str] = (), load: Iterable[str] = (), plugins: Iterable[Any] = ()) -> PluginManager:
@@ -33,7 +38,7 @@ def configured_plugin_manager(config: Config, plugins: Iterable[Any] = ()) -> Pl
 
 @attrs.define(kw_only=True)
 class Parts:
-    """What a runtime is made of; closing it closes what it opened, last built first."""
+    """What a runtime is made of, shared by the runtime's services (scheduler, decisions, ...)."""
 
     config: Config
     pm: PluginManager
@@ -43,9 +48,30 @@ class Parts:
     agents: AgentLoader
     environment: RunEnvironment
     executor: Executor
+    clock: Clock = attrs.field(factory=Clock)
+
+    @property
+    def gateway(self) -> Gateway:
+        """The path from actions to venues, with the runtime's clock."""
+        return self.environment.gateway(self.clock.now)
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a plugin that fails is logged, never fatal to the runtime."""
+        try:
+            getattr(self.pm.hook, hook)(**kwargs)
+        except Exception:
+            log.exception("a plugin's %s failed; the runtime goes on", hook)
+
+    def close(self) -> None:
+        """Close what was opened; the first failure must not leak the rest."""
+        for close in (self.executor.close, self.environment.close, self.store.close, self.memory.close):
+            try:
+                close()
+            except Exception:
+                log.exception("closing %s failed", close)
 
 
-def build(config: Config, *, plugins: Iterable[Any] = ()) -> Parts:
+def build(config: Config, *, plugins: Iterable[Any] = (), clock: Clock | None = None) -> Parts:
     """Every part ``config`` names, checked; a bad name is a :class:`ConfigError` naming its key."""
     config.make_home()
     pm = configured_plugin_manager(config, plugins)
@@ -66,7 +92,7 @@ def build(config: Config, *, plugins: Iterable[Any] = ()) -> Parts:
         store.close()
         raise
     return Parts(config=config, pm=pm, registry=registry, store=store, memory=memory, agents=agents,
-                 environment=environment, executor=executor)
+                 environment=environment, executor=executor, clock=clock or Clock())
 
 
 def _check_venue_tables(config: Config, registry: Registry) -> None:

@@ -165,7 +165,7 @@ def summarize(rec: Recorder, *, t0: float, t_end: float, window_start: float) ->
         "runs_per_s": round(done_in_window / window, 1) if window > 0 else None,
         "runs_per_s_by_period": round(by_period, 1) if by_period is not None else None,
         "sessions_seen_in_window": len(count),
-        "lateness_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99),
+        "lateness_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "p99.9": pct(99.9),
                         "max": round(late[-1], 3) if late else None,
                         "mean": round(statistics.fmean(late), 3) if late else None},
         "window_s": round(window, 3),

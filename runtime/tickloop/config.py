@@ -77,7 +77,6 @@ class StateSection:
 @attrs.frozen
 class MemorySection:
     backend: str = "diskcache"
-    url: str = ""  # for networked backends (redis://...)
 
 
 @attrs.frozen

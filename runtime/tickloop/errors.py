@@ -24,8 +24,6 @@ class TickloopError(Exception):
     The message is complete on its own: it names the file, key or field and the reason.
     """
 
-    exit_code = 1
-
 
 class InputError(TickloopError):
     """Bad input that may hold several problems (a manifest, a config file, settings)."""

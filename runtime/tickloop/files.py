@@ -89,11 +89,6 @@ def parse_toml(text: str, file: str) -> dict[str, Any]:
     return doc
 
 
-def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """:func:`read_text` then :func:`parse_toml`."""
-    return parse_toml(read_text(path), str(path))
-
-
 def toml_error_reason(message: str, text: str) -> str:
     """tomllib's message as "invalid TOML at line L, column C: ...", without Python reprs."""
     where = ""

@@ -20,7 +20,6 @@ from tickloop.errors import PluginError
 
 NAME = hookspecs.NAME
 PLUGIN_GROUP = "tickloop.plugins"
-AGENT_GROUP = "tickloop.agents"
 DISTRIBUTION = "tickloop"
 
 #: Plugins the runtime cannot work without; blocking one is refused.

@@ -105,10 +105,6 @@ class Portfolio:
         return attrs.evolve(self, positions=tuple(p for p in self.positions
                                                   if p.assetKey.lower() in wanted or p.coin.lower() in wanted))
 
-    @property
-    def is_flat(self) -> bool:
-        return not self.positions
-
     def to_dict(self) -> dict[str, list[Any]]:
         return {"balances": [attrs.asdict(b) for b in self.balances],
                 "positions": [attrs.asdict(p) for p in self.positions]}

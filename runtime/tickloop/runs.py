@@ -24,7 +24,6 @@ class RunKind(enum.StrEnum):
 
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, SKIPPED = RunStatus
 STATUSES = tuple(RunStatus)
-FINAL_STATUSES = frozenset(STATUSES) - {RUNNING}
 KINDS = tuple(RunKind)
 
 

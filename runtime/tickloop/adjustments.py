@@ -92,8 +92,12 @@ def close(gateway: Gateway, session: Session, asset: str | None = None, *, settl
             raise TickloopError(f"the {d.venue} venue cannot build an order to close {d.coin}; adopt it instead"
                                 f" (tickloop reconcile adopt {session.id} --asset {d.asset_key}); nothing was changed")
         try:
-            actions.append(maker(session, d.order) if d.order is not None else
-                           maker(session, attrs.evolve(d.position, size=d.size)))
+            if d.order is not None:
+                actions.append(maker(session, d.order))
+            elif d.position is not None:
+                actions.append(maker(session, attrs.evolve(d.position, size=d.size)))
+            else:
+                raise ValueError("the venue reported neither a position nor an order")
         except ValueError as exc:
             raise TickloopError(f"cannot close {d.describe()}: {exc}; adopt it instead (tickloop reconcile adopt"
                                 f" {session.id} --asset {d.asset_key}); nothing was changed") from None

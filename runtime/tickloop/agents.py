@@ -30,6 +30,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import importlib
+import importlib.abc
 import importlib.machinery
 import importlib.metadata
 import os
@@ -267,7 +268,7 @@ class _NamespaceFinder:
             namespace.forget()
 
 
-class _NamespaceLoader:
+class _NamespaceLoader(importlib.abc.Loader):
     """The file's own loader (source, bytecode or extension), with the agent's builtins."""
 
     def __init__(self, loader: Any, agent_builtins: dict[str, Any]) -> None:

@@ -189,7 +189,7 @@ class Config(Sections):
                 raw[section] = {**raw[section], **values}
             else:
                 raw[section] = dict(values) if isinstance(values, Mapping) else values
-        overridden = {_env_key(name): name for name in env if _env_key(name)}
+        overridden = {key: name for name in env if (key := _env_key(name))}
         return cls.from_dict(raw, home=home_path, path=file_path if file_path.exists() else None, source=source,
                              overridden=overridden)
 
@@ -231,7 +231,8 @@ def _checked_number(checked: Range) -> Callable[[Any, Any], Any]:
 
 
 for _section in (RuntimeSection, RoutingSection, WalletsSection, ApiSection):
-    _converter.register_structure_hook(_section, make_dict_structure_fn(_section, _converter, **{
+    # cattrs types **kwargs as its flags, though it takes per-attribute overrides there too.
+    _converter.register_structure_hook(_section, make_dict_structure_fn(_section, _converter, **{  # type: ignore[arg-type]
         field.name: override(struct_hook=_checked_number(field.metadata["range"]))
         for field in attrs.fields(_section) if "range" in field.metadata}))
 

@@ -53,8 +53,7 @@ class Runtime:
         self.config, self.pm, self.hook, self.registry = parts.config, parts.pm, parts.pm.hook, parts.registry
         self.store, self.memory_backend, self.agents = parts.store, parts.memory, parts.agents
         self.environment, self.executor, self.clock = parts.environment, parts.executor, parts.clock
-        self.scheduler = Scheduler(parts, on_unwound=lambda session_id, at: self._transition(
-            session_id, "unwound", at, "unwind finished"))
+        self.scheduler = Scheduler(parts, on_unwound=self._unwound)
         self.decisions = Decisions(parts, self.scheduler)
         self.safekeeping = Safekeeping(parts, self.scheduler, self.decisions.continue_unwind)
         self.decisions.safekeeping = self.safekeeping
@@ -165,6 +164,9 @@ class Runtime:
                                                     unwind_assets=unwind_assets)
         self._changed(session, transition)
         return session
+
+    def _unwound(self, session_id: int, at: datetime) -> None:
+        self._transition(session_id, "unwound", at, "unwind finished")
 
     def _changed(self, session: Session, transition: Transition) -> None:
         if session.state is State.STOPPED:

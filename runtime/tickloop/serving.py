@@ -64,7 +64,7 @@ class _Flight:
 
     def finished(self, wait: float | None = None) -> list[Completed]:
         """The runs finished since the last call (waiting up to ``wait`` for the first one)."""
-        batch = []
+        batch: list[Completed] = []
         while True:
             try:
                 future, item = self.done.get(timeout=wait) if wait is not None else self.done.get_nowait()

@@ -78,16 +78,16 @@ def refusal(suggestion: Suggestion, now: datetime, verb: str = "approve") -> str
     """Why ``suggestion`` cannot be approved (or rejected) at ``now``, in one sentence."""
     s = suggestion
     status = s.effective_status(now)
-    when = {
+    when: datetime | None = {
         EXPIRED: s.expires_at or s.decided_at,
         DELETED: s.deleted_at,
         REJECTED: s.decided_at,
         EXECUTED: s.executed_at,
         FAILED: s.executed_at,
         APPROVED: s.decided_at,
-    }.get(status)
+    }.get(SuggestionStatus(status))
     at = f" at {when.isoformat()}" if when is not None else ""
-    reasons = {
+    reasons: dict[str, str] = {
         EXPIRED: f"it expired{at}",
         DELETED: f"it was deleted{at} (a new run of session {s.session_id} started, the agent cleared its"
                  " suggestions, or the session ended)",

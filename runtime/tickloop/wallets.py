@@ -217,9 +217,10 @@ def _load_account(address: str, kind: str, key_env: str | None, keystore: str | 
         if kind == PAPER:
             path, password = _keys_dir(Path(home)) / f"{address}.json", _paper_secret(Path(home))
         else:
-            path, password = Path(keystore or ""), os.environ.get(password_env or DEFAULT_PASSWORD_ENV)
-            if password is None:
+            path, given = Path(keystore or ""), os.environ.get(password_env or DEFAULT_PASSWORD_ENV)
+            if given is None:
                 raise WalletError(f"wallet {address}: ${password_env} (the keystore password) is not set")
+            password = given
         what = f"wallet {address}: its keystore {path}"
         account = _decrypt(read_keystore(path, what), password, what, "does not decrypt")
     if account.address.lower() != address.lower():
@@ -230,4 +231,4 @@ def _load_account(address: str, kind: str, key_env: str | None, keystore: str | 
 def asset_info(asset_key: str, network: str | None = None) -> tuple[str | None, int | None]:
     """(symbol, decimals) of a well-known cash asset (on ``network``, when given), else (None, None)."""
     key = asset_key.lower()
-    return KNOWN_DECIMALS.get((network or "", key)) or KNOWN_DECIMALS.get(key, (None, None))
+    return KNOWN_DECIMALS.get((network or "", key)) or KNOWN_DECIMALS.get(key) or (None, None)

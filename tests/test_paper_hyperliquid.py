@@ -22,7 +22,7 @@ from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
 from tickloop_paper.hyperliquid import HyperliquidPaper, price_ok, round_price
 from tickloop_paper.server import Fault, PaperServer
-from tickloop_paper.state import State
+from tickloop_paper.state import ExchangeState
 
 D = Decimal
 IOC = {"limit": {"tif": "Ioc"}}
@@ -73,7 +73,7 @@ def _server() -> Iterator[tuple[PaperServer, list[HyperliquidPaper]]]:
 def paper(_server: tuple[PaperServer, list[HyperliquidPaper]]) -> Iterator[Paper]:
     server, current = _server
     server.faults.clear()
-    current[:] = [HyperliquidPaper(State(None, HyperliquidPaper.initial_state), server.faults)]
+    current[:] = [HyperliquidPaper(ExchangeState(None, HyperliquidPaper.initial_state), server.faults)]
     yield Paper(server, current[0])
     server.faults.clear()
 
@@ -476,8 +476,8 @@ def test_funding_if_new_credits_only_once_and_control_errors_are_clear(paper):
 
 def test_processes_share_one_exchange_through_the_state_file(tmp_path, info, paper):
     path = tmp_path / "hyperliquid.json"
-    first = HyperliquidPaper(State(path, HyperliquidPaper.initial_state))
-    second = HyperliquidPaper(State(path, HyperliquidPaper.initial_state))
+    first = HyperliquidPaper(ExchangeState(path, HyperliquidPaper.initial_state))
+    second = HyperliquidPaper(ExchangeState(path, HyperliquidPaper.initial_state))
     with PaperServer(first) as one, PaperServer(second) as two:
         account = Account.create()
         requests.post(one.url + "/paper/fund", json={"user": account.address, "usdc": 1000}, timeout=5)

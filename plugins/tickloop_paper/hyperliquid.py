@@ -1,7 +1,7 @@
 """A paper Hyperliquid exchange the official ``hyperliquid-python-sdk`` works against unmodified.
 
 It speaks ``POST /info`` and ``POST /exchange`` as Hyperliquid does (the shapes the SDK and
-its callers read), over a :class:`tickloop_paper.state.State` document, so several processes of
+its callers read), over a :class:`tickloop_paper.state.ExchangeState` document, so several processes of
 one home share one paper exchange:
 
 - **Signatures.** Every L1 action's signer is recovered with the SDK's own helper

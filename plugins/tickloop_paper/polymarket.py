@@ -57,7 +57,7 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
 from tickloop_paper.server import Faults, Request, Response
-from tickloop_paper.state import State
+from tickloop_paper.state import ExchangeState
 
 CHAIN_ID = 137
 #: Polymarket's contracts on Polygon (public addresses, as the v2 client's config lists them).
@@ -168,7 +168,7 @@ def _ladder(mid: Decimal, tick: Decimal) -> tuple[list[list[Any]], list[list[Any
 class PolymarketPaper:
     """The paper exchange's two apps: :meth:`clob` (CLOB host) and :meth:`data` (Data API host)."""
 
-    def __init__(self, state: State, faults: Faults | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, state: ExchangeState, faults: Faults | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.faults = faults or Faults()
         self.clock = clock

@@ -21,8 +21,9 @@ from hyperliquid.utils.error import ServerError
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 
 from tickloop_paper.hyperliquid import HyperliquidPaper, price_ok, round_price
+from tickloop_paper.hyperliquid.auth import use_nonce
 from tickloop_paper.server import Fault, PaperServer
-from tickloop_paper.state import State
+from tickloop_paper.state import ExchangeState
 
 D = Decimal
 IOC = {"limit": {"tif": "Ioc"}}
@@ -73,7 +74,7 @@ def _server() -> Iterator[tuple[PaperServer, list[HyperliquidPaper]]]:
 def paper(_server: tuple[PaperServer, list[HyperliquidPaper]]) -> Iterator[Paper]:
     server, current = _server
     server.faults.clear()
-    current[:] = [HyperliquidPaper(State(None, HyperliquidPaper.initial_state), server.faults)]
+    current[:] = [HyperliquidPaper(ExchangeState(None, HyperliquidPaper.initial_state), server.faults)]
     yield Paper(server, current[0])
     server.faults.clear()
 
@@ -360,13 +361,13 @@ def test_a_nonce_below_the_hundred_highest_kept_is_refused():
     doc = HyperliquidPaper.initial_state()
     now = get_timestamp_ms()
     for i in range(1, 101):
-        assert HyperliquidPaper._use_nonce(doc, "0xsigner", now + 10 * i, now) is None
+        assert use_nonce(doc, "0xsigner", now + 10 * i, now) is None
     # Unused, but not above the smallest of the 100 kept: refused. Above it: accepted, and the
     # smallest is dropped.
-    assert "smallest" in HyperliquidPaper._use_nonce(doc, "0xsigner", now + 5, now)
-    assert HyperliquidPaper._use_nonce(doc, "0xsigner", now + 15, now) is None
+    assert "smallest" in use_nonce(doc, "0xsigner", now + 5, now)
+    assert use_nonce(doc, "0xsigner", now + 15, now) is None
     assert doc["nonces"]["0xsigner"][0] == now + 15 and len(doc["nonces"]["0xsigner"]) == 100
-    assert HyperliquidPaper._use_nonce(doc, "0xother", now + 5, now) is None  # per signer
+    assert use_nonce(doc, "0xother", now + 5, now) is None  # per signer
 
 
 def test_an_expired_action_is_refused(paper):
@@ -476,8 +477,8 @@ def test_funding_if_new_credits_only_once_and_control_errors_are_clear(paper):
 
 def test_processes_share_one_exchange_through_the_state_file(tmp_path, info, paper):
     path = tmp_path / "hyperliquid.json"
-    first = HyperliquidPaper(State(path, HyperliquidPaper.initial_state))
-    second = HyperliquidPaper(State(path, HyperliquidPaper.initial_state))
+    first = HyperliquidPaper(ExchangeState(path, HyperliquidPaper.initial_state))
+    second = HyperliquidPaper(ExchangeState(path, HyperliquidPaper.initial_state))
     with PaperServer(first) as one, PaperServer(second) as two:
         account = Account.create()
         requests.post(one.url + "/paper/fund", json={"user": account.address, "usdc": 1000}, timeout=5)

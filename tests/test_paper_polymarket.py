@@ -23,7 +23,7 @@ from py_clob_client_v2.exceptions import PolyApiException, PolyException
 from tickloop_paper import start_exchanges
 from tickloop_paper.polymarket import SEED_MARKETS, PolymarketPaper, condition_id, token_id
 from tickloop_paper.server import Fault, PaperServer
-from tickloop_paper.state import State
+from tickloop_paper.state import ExchangeState
 
 D = Decimal
 LISBON = condition_id(SEED_MARKETS[0][0])
@@ -62,7 +62,7 @@ class Exchange:
 def ex() -> Iterator[Exchange]:
     clob = PaperServer(lambda r: pm.clob(r), name="test-pm-clob")
     data = PaperServer(lambda r: pm.data(r), name="test-pm-data")
-    pm = PolymarketPaper(State(None, PolymarketPaper.initial_state), clob.faults)
+    pm = PolymarketPaper(ExchangeState(None, PolymarketPaper.initial_state), clob.faults)
     clob.start(), data.start()
     yield Exchange(clob, data)
     stop(clob, data)

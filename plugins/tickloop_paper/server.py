@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -235,7 +235,3 @@ class PaperServer:
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
-
-
-def first(items: Iterable[Any], predicate: Callable[[Any], bool]) -> Any | None:
-    return next((item for item in items if predicate(item)), None)

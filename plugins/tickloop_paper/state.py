@@ -1,6 +1,6 @@
-"""Paper exchange state: a JSON document, in memory or in a file shared by processes.
+"""A paper exchange's state: a JSON document, in memory or in a file shared by processes.
 
-Every request runs in :meth:`State.transaction`: with a file, an exclusive ``flock`` is held
+Every request runs in :meth:`ExchangeState.transaction`: with a file, an exclusive ``flock`` is held
 while the document is read, changed and written back (atomically, by rename), so the runtime,
 its worker processes and a CLI approving a suggestion can each run the paper exchange in-process
 over one shared state in the home and never lose an update. Paper exchanges are small; rewriting
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
-class State:
+class ExchangeState:
     """A JSON document changed only inside :meth:`transaction`."""
 
     def __init__(self, path: str | os.PathLike[str] | None, initial: Callable[[], dict[str, Any]]) -> None:

@@ -52,7 +52,7 @@ def parse_schedule(value: Any, interval: float | None, out: Collector) -> Schedu
     try:
         # Looked up on the package at call time: a test may put its own validator there.
         reason = schedules.validate(schedule)
-    except Exception as exc:  # noqa: BLE001 - the validator is another module's; report, never crash a check
+    except Exception as exc:  # the validator is another module's; report, never crash a check
         reason = f"cannot be checked: {exc}"
     if reason:
         out.add("schedule", str(reason))
@@ -97,7 +97,7 @@ def _cron_is_valid(expression: str) -> bool:
         return True
     try:
         return bool(expression.strip()) and bool(croniter.is_valid(expression))
-    except Exception:  # noqa: BLE001 - croniter raises many kinds for a bad expression
+    except Exception:  # croniter raises many kinds for a bad expression
         return False
 
 
@@ -107,7 +107,7 @@ def _timezone_problem(name: str) -> str | None:
     reason = f'unknown time zone {show(name)}; use an IANA name like "UTC" or "Europe/Berlin"'
     try:
         names = zoneinfo.available_timezones()
-    except Exception:  # noqa: BLE001 - no zone list (no tzdata): no suggestion, the reason stands
+    except Exception:  # no zone list (no tzdata): no suggestion, the reason stands
         names = set()
     by_lower = {n.lower(): n for n in names}
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import time
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from tickloop.actions import CANCEL, ORDER, Action
-from tickloop.ledger import Book
 from tickloop.venues import CloseReport, Residue
 from tickloop_hyperliquid.venue import NAME, NETWORK, HyperliquidVenue, describe, num, round_size
 
@@ -101,7 +100,7 @@ class _Close:
     # -- orders --------------------------------------------------------------------------------
 
     def _cancel_orders(self) -> None:
-        mine = {str(o) for _, o in self.gateway.store.session_orders(self.session.id, NAME)}
+        mine = self.gateway.placed_orders(self.session.id, NAME)
         if not mine:
             return
         try:
@@ -127,7 +126,7 @@ class _Close:
 
     def _wallet_sessions(self) -> list[Session]:
         """Every session that trades (or traded) on this session's wallet."""
-        found = self.gateway.store.list_sessions(wallet=self.session.wallet)
+        found = self.gateway.wallet_sessions(self.session.wallet)
         if not any(s.id == self.session.id for s in found):
             found.append(self.session)
         return found
@@ -139,16 +138,8 @@ class _Close:
     def _others(self, coin: str) -> Decimal:
         """What every other session on the wallet holds of ``coin`` by its ledger."""
         others = [s.id for s in self._wallet_sessions() if s.id != self.session.id]
-        if not others:
-            return ZERO
-        total = ZERO
-        by_session: dict[int, list[Any]] = {}
-        for entry in self.gateway.store.ledger(others):
-            by_session.setdefault(entry.session_id, []).append(entry)
-        for entries in by_session.values():
-            holding = Book.replay(entries).holdings.get((NETWORK, coin))
-            total += holding.size if holding is not None else ZERO
-        return total
+        holdings = (book.holdings.get((NETWORK, coin)) for book in self.gateway.books(others).values())
+        return sum((holding.size for holding in holdings if holding is not None), ZERO)
 
     def _close_position(self, position: Position) -> Residue | bool:
         coin = position.coin

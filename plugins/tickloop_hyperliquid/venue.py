@@ -36,7 +36,6 @@ import attrs
 
 from tickloop.actions import CANCEL, ORDER, TRANSFER, Action, Execution, Fill
 from tickloop.intents import Found
-from tickloop.ledger import TRADES, LedgerEntry
 from tickloop.results import Data, Result
 from tickloop.wallets import HYPERLIQUID_USDC
 
@@ -577,10 +576,7 @@ class HyperliquidVenue(Safekeeping):
             return self._sync_fills(sessions, gateway)
 
     def _sync_fills(self, sessions: Sequence[Session], gateway: Gateway) -> int:
-        owners: dict[str, Session] = {}
-        for session in sessions:
-            for _, order_id in gateway.store.session_orders(session.id, NAME):
-                owners[str(order_id)] = session
+        owners = {order_id: session for session in sessions for order_id in gateway.placed_orders(session.id, NAME)}
         if not owners:
             return 0
         venue_side: dict[str, list[dict[str, Any]]] = {}
@@ -590,12 +586,8 @@ class HyperliquidVenue(Safekeeping):
                 venue_side.setdefault(oid, []).append(fill)
         if not venue_side:
             return 0
-        booked: dict[str, Decimal] = {}
-        for entry in gateway.store.ledger([s.id for s in sessions]):
-            if entry.kind in TRADES and entry.venue == NAME and entry.order_id:
-                booked[entry.order_id] = booked.get(entry.order_id, ZERO) + entry.amount
-        at = gateway.clock()
-        entries = []
+        booked = gateway.booked_orders([s.id for s in sessions], NAME)
+        late = []
         for oid, fills in venue_side.items():
             sizes = [D(str(f["sz"])) * (1 if f.get("side") == "B" else -1) for f in fills]
             total = sum(sizes, ZERO)
@@ -611,19 +603,13 @@ class HyperliquidVenue(Safekeeping):
                         fee=(fees * share).quantize(D("0.000001")), contract="perp",
                         cash_network=HYPERLIQUID_USDC[0], cash_asset=HYPERLIQUID_USDC[1], cash_symbol="USDC",
                         cash_decimals=6, order_id=oid)
-            session = owners[oid]
-            entries.append(LedgerEntry.from_fill(session.id, session.wallet, fill, at=at))
-        if entries:
-            gateway.store.record_ledger(entries)
-        return len(entries)
+            late.append((owners[oid], fill))
+        return gateway.record_fills(late)
 
     @staticmethod
     def owned_order_ids(session: Session, gateway: Gateway) -> set[str]:
         """Orders this session placed: the ones it left resting and the ones that filled."""
-        owned = {str(order_id) for _, order_id in gateway.store.session_orders(session.id, NAME)}
-        owned.update(e.order_id for e in gateway.store.ledger([session.id])
-                     if e.kind in TRADES and e.venue == NAME and e.order_id)
-        return owned
+        return gateway.placed_orders(session.id, NAME) | set(gateway.booked_orders([session.id], NAME))
 
 
 def _guarded(method: Any) -> Any:
@@ -676,7 +662,7 @@ class HyperliquidApi:
             self._synced = True
 
     def _refusal(self) -> str | None:
-        wallet = self._gateway.store.get_wallet(self._session.wallet)
+        wallet = self._gateway.wallet(self._session.wallet)
         if wallet is not None:
             return self._venue.refusal(wallet, self._session.wallet)
         return None  # not added: the action fails at execution with the reason
@@ -717,7 +703,7 @@ class HyperliquidApi:
     def delete_order(self, order_id: str, coin: str) -> Result:
         """Cancel an open order this session placed."""
         order_id = str(order_id)
-        if order_id not in {str(o) for _, o in self._gateway.store.session_orders(self._session.id, NAME)}:
+        if order_id not in self._gateway.placed_orders(self._session.id, NAME):
             return Result.fail(f"delete_order: order {order_id} was not placed by session {self._session.id}")
         refused = self._refusal()
         if refused:
@@ -775,7 +761,7 @@ class HyperliquidApi:
     @_guarded
     def open_orders(self) -> Result:
         """The session's orders still open on the exchange, as ``HyperliquidOrderInfo``."""
-        owned = {str(o) for _, o in self._gateway.store.session_orders(self._session.id, NAME)}
+        owned = self._gateway.placed_orders(self._session.id, NAME)
         if not owned:
             return Result.ok([])
         rows = []

@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from tickloop.actions import CANCEL, ORDER, Action
-from tickloop.ledger import Book
 from tickloop.venues import CloseReport, Residue
 
 from tickloop_polymarket.venue import NAME, api_error, num
@@ -55,7 +54,7 @@ class PolymarketCloser:
         residue: list[Residue] = []
         suggested: list[int] = []
         notes: list[str] = []
-        wallet = gateway.store.get_wallet(session.wallet)
+        wallet = gateway.wallet(session.wallet)
         refused = venue.refusal(wallet)
         if refused is not None:
             return CloseReport(NAME, residue=tuple(Residue(NAME, p.assetKey, p.coin, p.size, refused)
@@ -137,14 +136,14 @@ class PolymarketCloser:
 
     @staticmethod
     def _held(gateway: Gateway, session_id: int, token: str) -> Decimal:
-        book = Book.replay(gateway.store.ledger([session_id]))
+        book = gateway.book(session_id)
         return next((h.size for h in book.holdings.values() if h.venue == NAME and h.asset_key == token), Decimal(0))
 
     @staticmethod
     def _cancel_orders(session: Session, positions: Sequence[Position], gateway: Gateway, venue: PolymarketVenue,
                        wallet: Any, log: Callable[[str], None], notes: list[str]) -> int | None:
         """Cancel the session's resting orders on the positions' tokens; a suggestion id in manual mode."""
-        own = {order_id for _, order_id in gateway.store.session_orders(session.id, NAME)}
+        own = gateway.placed_orders(session.id, NAME)
         if not own:
             return None
         tokens = {p.assetKey for p in positions}

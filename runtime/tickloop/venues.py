@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Se
 
 import attrs
 
-from tickloop.actions import Action, Execution
+from tickloop.actions import Action, Execution, Fill
 from tickloop.errors import TickloopError
 from tickloop.intents import EXECUTED, FAILED as INTENT_FAILED, Found, Intent, NewIntent, Owner, new_client_id
-from tickloop.ledger import Book, LedgerEntry
+from tickloop.ledger import TRADES, Book, LedgerEntry
 from tickloop.portfolio import Portfolio, Position
 from tickloop.results import Result
 
@@ -205,7 +205,7 @@ class Gateway:
         if venue is None:
             return Execution.failed(f"no {action.venue} venue is installed in this runtime"
                                     f" (installed: {', '.join(self.venues.names()) or 'none'})")
-        wallet = self.store.get_wallet(action.wallet or session.wallet)
+        wallet = self.wallet(action.wallet or session.wallet)
         prepare = getattr(venue, "prepare", None)
         client_id = prepare(action, wallet) if prepare is not None else new_client_id()
         if isinstance(client_id, Execution):  # refused before anything was sent
@@ -259,6 +259,43 @@ class Gateway:
     def book(self, session_id: int) -> Book:
         return Book.replay(self.store.ledger([session_id]))
 
+    def books(self, session_ids: Iterable[int]) -> dict[int, Book]:
+        """The books of many sessions from one ledger read (sessions with no entries are left out)."""
+        return Book.per_session(self.store.ledger(list(session_ids)))
+
+    def wallet(self, address: str) -> Wallet | None:
+        """The wallet added as ``address`` (any letter case), with its key source; None when it
+        was never added."""
+        return self.store.get_wallet(address)
+
+    def wallet_sessions(self, address: str) -> list[Session]:
+        """Every session on the wallet ``address``, in any state, ordered by id: the sessions that
+        share its accounts on the venues."""
+        return self.store.list_sessions(wallet=address)
+
+    def placed_orders(self, session_id: int, venue: str) -> set[str]:
+        """Ids of the orders ``session_id`` left resting on ``venue`` (recorded from
+        :attr:`Execution.order_ids`, whether or not they are open still)."""
+        return {str(order_id) for _, order_id in self.store.session_orders(session_id, venue)}
+
+    def booked_orders(self, session_ids: Sequence[int], venue: str) -> dict[str, Decimal]:
+        """The orders on ``venue`` with trades in these sessions' ledgers, each with the signed
+        size booked for it so far."""
+        booked: dict[str, Decimal] = {}
+        for entry in self.store.ledger(list(session_ids)):
+            if entry.kind in TRADES and entry.venue == venue and entry.order_id:
+                booked[entry.order_id] = booked.get(entry.order_id, Decimal(0)) + entry.amount
+        return booked
+
+    def record_fills(self, fills: Iterable[tuple[Session, Fill]]) -> int:
+        """Book fills the venue reports later (a resting order that filled) to their sessions'
+        ledgers, in one transaction, at the gateway's time; returns how many were booked."""
+        at = self.clock()
+        entries = [LedgerEntry.from_fill(session.id, session.wallet, fill, at=at) for session, fill in fills]
+        if entries:
+            self.store.record_ledger(entries)
+        return len(entries)
+
     def marks(self, book: Book) -> dict[tuple[str, str], Decimal]:
         """Current prices of the book's open instruments from their venues (best effort)."""
         wanted: dict[str, list[tuple[str, str]]] = {}
@@ -284,7 +321,7 @@ class Gateway:
     def portfolios(self, session_ids: Iterable[int]) -> dict[int, Portfolio]:
         """Portfolios of many sessions from one ledger read (sessions with no entries are left out)."""
         return {session_id: Portfolio.from_book(book, self.marks(book) if book.open_holdings() else None)
-                for session_id, book in Book.per_session(self.store.ledger(list(session_ids))).items()}
+                for session_id, book in self.books(session_ids).items()}
 
     # -- unwinding -----------------------------------------------------------------------------
 

@@ -25,11 +25,11 @@ from tickloop.registry import Backend
 OPTIONS = ("base_url", "paper", "timeout_seconds", "close_attempts", "close_slippage", "close_retry_delay")
 
 
-def _venue(config: object) -> object:
+def _venue(config: object, endpoints: object) -> object:
     # Imported on first use: building the registry (every runtime start) must not import the SDK.
     from tickloop_hyperliquid.venue import HyperliquidVenue
 
-    return HyperliquidVenue(config)  # type: ignore[arg-type]
+    return HyperliquidVenue(config, endpoints)  # type: ignore[arg-type]
 
 
 def _closer(config: object) -> object:

@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 import attrs
 
 from tickloop.actions import CANCEL, ORDER, TRANSFER, Action, Execution, Fill
+from tickloop.errors import TickloopError
 from tickloop.intents import Found
 from tickloop.results import Data, Result
+from tickloop.venues import DefaultEndpoints
 from tickloop.wallets import HYPERLIQUID_USDC
 
 from tickloop_hyperliquid.safekeeping import Safekeeping
@@ -74,7 +76,7 @@ def describe(exc: BaseException) -> str:
         return f"Hyperliquid server error {exc.status_code}: {str(exc.message)[:200]}"
     if isinstance(exc, ClientError):
         return f"Hyperliquid refused the request (HTTP {exc.status_code}): {str(exc.error_message)[:200]}"
-    if isinstance(exc, VenueError):
+    if isinstance(exc, (VenueError, TickloopError)):
         return str(exc)
     try:
         import requests
@@ -235,19 +237,20 @@ class HyperliquidVenue(Safekeeping):
 
     name = NAME
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, endpoints: DefaultEndpoints | None = None) -> None:
         options = dict(config.venues.get(NAME, {}) or {})
         self.config = config
+        self._endpoints = endpoints or DefaultEndpoints(None, config, NAME)
         base_url = options.get("base_url")
-        #: a configured URL is a real exchange unless marked ``paper = true``
-        self.paper = base_url is None or bool(options.get("paper", False))
         # The SDK signs for mainnet only when the URL equals its constant exactly.
         self._url = str(base_url).rstrip("/") if base_url else None
+        #: a configured URL is a real exchange unless marked ``paper = true``; a default one is
+        #: what the plugin that supplies it says (known once it is asked)
+        self._paper: bool | None = bool(options.get("paper", False)) if base_url else None
         self.timeout = float(options.get("timeout_seconds", 10))
         self.close_attempts = int(options.get("close_attempts", 5))
         self.close_slippage = D(str(options.get("close_slippage", "0.01")))
-        self.close_retry_delay = float(options.get("close_retry_delay", 0 if self.paper else 0.5))
-        self.recovery_delays = PAPER_RECOVERY_DELAYS if self.paper else RECOVERY_DELAYS
+        self._close_retry_delay = options.get("close_retry_delay")
         self._lock = threading.RLock()
         self._meta: dict[str, Any] | None = None
         self._spot_meta: dict[str, Any] | None = None
@@ -260,11 +263,28 @@ class HyperliquidVenue(Safekeeping):
 
     @property
     def base_url(self) -> str:
-        if self._url is None:
-            from tickloop_paper import local_exchanges
+        return self._where()[0]
 
-            self._url = local_exchanges(self.config.home).hyperliquid.url
-        return self._url
+    @property
+    def paper(self) -> bool:
+        """Whether the exchange is a paper exchange (paper wallets trade only there)."""
+        return self._where()[1]
+
+    def _where(self) -> tuple[str, bool]:
+        """The exchange's URL and whether it is paper: as configured, else as the plugin that
+        supplies the default says (asked on first use)."""
+        if self._url is None or self._paper is None:
+            found = self._endpoints.get("base_url")
+            self._url, self._paper = found.urls["base_url"].rstrip("/"), found.paper
+        return self._url, self._paper
+
+    @property
+    def close_retry_delay(self) -> float:
+        return float(self._close_retry_delay if self._close_retry_delay is not None else 0 if self.paper else 0.5)
+
+    @property
+    def recovery_delays(self) -> tuple[float, ...]:
+        return PAPER_RECOVERY_DELAYS if self.paper else RECOVERY_DELAYS
 
     def _load_meta(self) -> None:
         with self._lock:
@@ -346,7 +366,7 @@ class HyperliquidVenue(Safekeeping):
                     " add it: tickloop wallets add --paper, --key-env VAR or --keystore FILE")
         if wallet.is_paper and not self.paper:
             return (f"wallet {wallet.address} is a paper wallet and cannot trade on the Hyperliquid exchange"
-                    f" configured at {self._url} (real funds); use a wallet with a real key, or remove"
+                    f" at {self.base_url} (real funds); use a wallet with a real key, or remove"
                     " [venues.hyperliquid] base_url to trade on the paper exchange (or set paper = true"
                     " if that URL is a paper exchange)")
         return None
@@ -438,11 +458,11 @@ class HyperliquidVenue(Safekeeping):
     def execute(self, action: Action, wallet: Wallet | None, client_id: str | None = None) -> Execution:
         """Execute ``action``; an order is sent under ``client_id`` as its ``cloid`` (a fresh one
         when it is not a cloid: ``0x`` + 32 hex digits)."""
-        refused = self.refusal(wallet, action.wallet)
-        if refused:
-            return Execution.failed(refused)
-        assert wallet is not None
         try:
+            refused = self.refusal(wallet, action.wallet)
+            if refused:
+                return Execution.failed(refused)
+            assert wallet is not None
             self.ensure_paper_account(wallet)
             exchange = self.exchange(wallet)
             if action.method == "place_order":

@@ -24,10 +24,10 @@ NAME = "polymarket"
 OPTIONS = ("clob_url", "data_url", "paper", "timeout_seconds", "close_attempts", "close_pause_seconds")
 
 
-def _venue(config: object) -> object:
+def _venue(config: object, endpoints: object) -> object:
     from tickloop_polymarket.venue import factory
 
-    return factory(config)  # type: ignore[arg-type]
+    return factory(config, endpoints)  # type: ignore[arg-type]
 
 
 def _closer(config: object) -> object:

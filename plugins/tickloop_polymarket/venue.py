@@ -31,6 +31,7 @@ import httpx
 from tickloop.actions import Action, Execution, Fill
 from tickloop.intents import new_client_id
 from tickloop.errors import ConfigError, Problem
+from tickloop.venues import DefaultEndpoints
 from tickloop.wallets import POLYMARKET_PUSD
 from tickloop_polymarket.safekeeping import Safekeeping
 
@@ -51,8 +52,9 @@ REDEEM_UNSUPPORTED = ("redeeming on-chain needs an RPC endpoint, which tickloop 
                       " redeem resolved positions on polymarket.com or with your own transaction")
 
 
-def factory(config: Config) -> PolymarketVenue:
-    """Build the venue from ``[venues.polymarket]`` (see the module docstring)."""
+def factory(config: Config, endpoints: DefaultEndpoints | None = None) -> PolymarketVenue:
+    """Build the venue from ``[venues.polymarket]`` (see the module docstring); without URLs
+    there, from the endpoints a plugin supplies (``tickloop_venue_endpoints``)."""
     options = dict(config.venues.get(NAME) or {})
     source = config.source
     clob_url, data_url = options.get("clob_url") or "", options.get("data_url") or ""
@@ -64,11 +66,8 @@ def factory(config: Config) -> PolymarketVenue:
     if clob_url:
         return PolymarketVenue(config, str(clob_url), str(data_url), paper=bool(options.get("paper", False)),
                                timeout=timeout)
-    from tickloop_paper import local_exchanges
-
-    exchanges = local_exchanges(config.home)
-    return PolymarketVenue(config, exchanges.polymarket_clob.url, exchanges.polymarket_data.url, paper=True,
-                           timeout=timeout)
+    found = (endpoints or DefaultEndpoints(None, config, NAME)).get("clob_url", "data_url")
+    return PolymarketVenue(config, found.urls["clob_url"], found.urls["data_url"], paper=found.paper, timeout=timeout)
 
 
 _client: httpx.Client | None = None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Se
 import attrs
 
 from tickloop.actions import Action, Execution, Fill
-from tickloop.errors import TickloopError
+from tickloop.errors import ConfigError, Problem, TickloopError
 from tickloop.intents import EXECUTED, FAILED as INTENT_FAILED, Found, Intent, NewIntent, Owner, new_client_id
 from tickloop.ledger import TRADES, Book, LedgerEntry
 from tickloop.portfolio import Portfolio, Position
@@ -42,7 +42,9 @@ SUGGEST = "suggest"
 
 
 class Venue(Protocol):
-    """What a venue plugin's factory (``factory(config)``) returns.
+    """What a venue plugin's factory returns: ``factory(config)``, or ``factory(config,
+    endpoints=...)`` with a :class:`DefaultEndpoints` when it takes ``endpoints`` (where to
+    connect when ``[venues.NAME]`` names no URL).
 
     Optional methods (a venue without them is simply not asked): ``marks(keys)`` → current
     prices by ``(network, asset_key)``; ``balance(wallet, network, asset_key)`` → a real
@@ -118,12 +120,50 @@ class Closer(Protocol):
         share, from its ledger) through ``gateway.submit``; report what is left."""
 
 
+@attrs.frozen
+class Endpoints:
+    """Where a venue connects when ``[venues.NAME]`` names no URL, as a plugin supplies it
+    (``tickloop_venue_endpoints``)."""
+
+    urls: Mapping[str, str]  # by the venue's option key: {"base_url": "http://127.0.0.1:4100"}
+    paper: bool = False  # paper exchanges: paper wallets may trade there
+
+
+class DefaultEndpoints:
+    """A venue's way to its default endpoints: asks the plugins (``tickloop_venue_endpoints``)
+    when the venue first connects, so a venue that is built but never used starts nothing.
+
+    A venue factory that takes an ``endpoints`` parameter is given one by :class:`Venues`.
+    """
+
+    def __init__(self, hook: Any, config: Config, venue: str) -> None:
+        self._hook = hook  # the plugin manager's hook; None: no plugin supplies endpoints
+        self._config = config
+        self.venue = venue
+
+    def get(self, *keys: str) -> Endpoints:
+        """The endpoints a plugin supplies for this venue, with a URL for each of ``keys``; a
+        :class:`ConfigError` naming the first key none supplies."""
+        found = self._hook.tickloop_venue_endpoints(venue=self.venue, config=self._config) if self._hook else None
+        if found is not None and not isinstance(found, Endpoints):
+            raise TickloopError(f"tickloop_venue_endpoints answered {found!r} for {self.venue};"
+                                " expected tickloop.venues.Endpoints or None")
+        for key in keys:
+            if found is None or not found.urls.get(key):
+                raise ConfigError(Problem(self._config.source, f"venues.{self.venue}.{key}",
+                                          f"not set, and no plugin supplies a default {key} for {self.venue} (the"
+                                          " paper plugin supplies the paper exchanges' URLs: is it blocked?)"))
+        assert found is not None
+        return found
+
+
 class Venues:
     """The venues of one process, built on first use from the registry."""
 
-    def __init__(self, registry: Registry, config: Config) -> None:
+    def __init__(self, registry: Registry, config: Config, *, hook: Any) -> None:
         self._registry = registry
         self._config = config
+        self._hook = hook
         self._built: dict[str, Any] = {}
 
     def names(self) -> list[str]:
@@ -133,7 +173,11 @@ class Venues:
         if name not in self._built:
             if name not in self._registry.names("venue"):
                 return None
-            self._built[name] = self._registry.get("venue", name, key=f"venues.{name}").factory(self._config)
+            factory = self._registry.get("venue", name, key=f"venues.{name}").factory
+            if _takes(factory, "endpoints"):
+                self._built[name] = factory(self._config, endpoints=DefaultEndpoints(self._hook, self._config, name))
+            else:
+                self._built[name] = factory(self._config)
         return self._built[name]
 
     def closer(self, name: str) -> Any | None:
@@ -373,20 +417,26 @@ class Gateway:
             log.exception("a plugin's %s failed; the runtime goes on", hook)
 
 
+def _takes(function: Callable[..., Any], parameter: str) -> bool:
+    """Whether ``function`` has a parameter named ``parameter``: an optional argument a plugin's
+    venue may or may not take."""
+    try:
+        return parameter in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 _ACCEPTS_CLIENT_ID: dict[type, bool] = {}
 
 
 def _send(venue: Any, action: Action, wallet: Wallet | None, client_id: str) -> Execution:
     """``venue.execute`` with the client id, when its ``execute`` takes one."""
     kind = type(venue)
-    accepts = _ACCEPTS_CLIENT_ID.get(kind)
-    if accepts is None:
-        try:
-            accepts = "client_id" in inspect.signature(venue.execute).parameters
-        except (TypeError, ValueError):
-            accepts = False
-        _ACCEPTS_CLIENT_ID[kind] = accepts
-    return venue.execute(action, wallet, client_id=client_id) if accepts else venue.execute(action, wallet)
+    if kind not in _ACCEPTS_CLIENT_ID:
+        _ACCEPTS_CLIENT_ID[kind] = _takes(venue.execute, "client_id")
+    if _ACCEPTS_CLIENT_ID[kind]:
+        return venue.execute(action, wallet, client_id=client_id)
+    return venue.execute(action, wallet)
 
 
 def margin_use(store: StateStore, venues: Venues, wallet: str, sessions: Sequence[Session]) -> Mapping[str, Any] | None:

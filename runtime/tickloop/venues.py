@@ -111,6 +111,15 @@ class CloseReport:
     notes: tuple[str, ...] = ()
 
 
+def suggestion_id(result: Result) -> int | None:
+    """The id of the suggestion a :meth:`Gateway.submit` answer stored (manual mode), or None
+    when the action was executed or failed."""
+    data = result.data if result.success else None
+    if data is not None and hasattr(data, "get") and data.get("suggested"):
+        return int(data["suggestionId"])
+    return None
+
+
 class Closer(Protocol):
     """What a closer plugin's factory (``factory(config)``) returns."""
 

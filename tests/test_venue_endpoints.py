@@ -12,8 +12,10 @@ import pytest
 
 import tickloop
 from tickloop.actions import ORDER, Action
+from tickloop.config import Config
+from tickloop.errors import ConfigError
 from tickloop.testing import T0
-from tickloop.venues import Endpoints
+from tickloop.venues import DefaultEndpoints, Endpoints
 from tickloop_paper import local_exchanges, start_exchanges
 from tickloop_paper.polymarket import SEED_MARKETS, condition_id, token_id
 
@@ -140,3 +142,27 @@ def test_a_plugin_answering_something_else_fails_the_call(make_runtime, agent_fo
     error = answers(run)["hyperliquid"]["error"]
     assert "tickloop_venue_endpoints answered {'base_url'" in error
     assert "expected tickloop.venues.Endpoints or None" in error
+
+
+def test_configured_urls_win_and_plugins_are_asked_only_without_them(tmp_path):
+    class Hook:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def tickloop_venue_endpoints(self, venue: str, config: Any) -> Endpoints:
+            self.asked.append(venue)
+            return Endpoints({"clob_url": "http://plugin/", "data_url": "http://plugin/data"}, paper=True)
+
+    hook = Hook()
+    endpoints = DefaultEndpoints(hook, Config.load(home=tmp_path), "polymarket")
+    configured = {"clob_url": "https://clob.example/", "data_url": "https://data.example"}
+    assert endpoints.resolve(configured, "clob_url", "data_url") == Endpoints(
+        {"clob_url": "https://clob.example", "data_url": "https://data.example"}, paper=False)
+    assert endpoints.resolve({**configured, "paper": True}, "clob_url", "data_url").paper is True
+    assert hook.asked == []
+    assert endpoints.resolve({"timeout_seconds": 3}, "clob_url", "data_url") == Endpoints(
+        {"clob_url": "http://plugin", "data_url": "http://plugin/data"}, paper=True)
+    assert hook.asked == ["polymarket"]
+    with pytest.raises(ConfigError, match="config: venues.polymarket.rpc_url: not set, and no plugin"
+                                                          " supplies a default rpc_url for polymarket"):
+        endpoints.get("clob_url", "rpc_url")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from tickloop.errors import TickloopError
-from tickloop.venues import DefaultEndpoints
+from tickloop.venues import DefaultEndpoints, Endpoints
 from tickloop_hyperliquid import NAME
 from tickloop_hyperliquid.orders import ZERO, OrderPlan
 
@@ -79,13 +79,9 @@ class ExchangeApi:
 
     def __init__(self, config: Config, options: Mapping[str, Any], endpoints: DefaultEndpoints | None) -> None:
         self.config = config
-        self._endpoints = endpoints or DefaultEndpoints(None, config, NAME)
-        base_url = options.get("base_url")
-        # The SDK signs for mainnet only when the URL equals its constant exactly.
-        self._url = str(base_url).rstrip("/") if base_url else None
-        # A configured URL is a real exchange unless marked paper; a default one is what the
-        # plugin that supplies it says (known once it is asked).
-        self._paper: bool | None = bool(options.get("paper", False)) if base_url else None
+        self._options = options
+        self._defaults = endpoints or DefaultEndpoints(None, config, NAME)
+        self._endpoints: Endpoints | None = None
         self.timeout = float(options.get("timeout_seconds", 10))
         self._lock = threading.RLock()
         self._meta: dict[str, Any] | None = None
@@ -98,19 +94,21 @@ class ExchangeApi:
     # -- connection ----------------------------------------------------------------------------
 
     @property
+    def endpoints(self) -> Endpoints:
+        """Where the exchange is: configured, else supplied by a plugin (asked on first use)."""
+        if self._endpoints is None:
+            self._endpoints = self._defaults.resolve(self._options, "base_url")
+        return self._endpoints
+
+    @property
     def base_url(self) -> str:
-        return self._where()[0]
+        # The SDK signs for mainnet only when the URL equals its constant exactly (no slash).
+        return self.endpoints.urls["base_url"]
 
     @property
     def paper(self) -> bool:
         """Whether the exchange is a paper exchange (paper wallets trade only there)."""
-        return self._where()[1]
-
-    def _where(self) -> tuple[str, bool]:
-        if self._url is None or self._paper is None:
-            found = self._endpoints.get("base_url")
-            self._url, self._paper = found.urls["base_url"].rstrip("/"), found.paper
-        return self._url, self._paper
+        return self.endpoints.paper
 
     def _load_meta(self) -> None:
         with self._lock:

@@ -140,7 +140,8 @@ class Endpoints:
 
 class DefaultEndpoints:
     """A venue's way to its default endpoints: asks the plugins (``tickloop_venue_endpoints``)
-    when the venue first connects, so a venue that is built but never used starts nothing.
+    when the venue asks, on its first request, so a venue that is built but never used starts
+    nothing.
 
     A venue factory that takes an ``endpoints`` parameter is given one by :class:`Venues`.
     """
@@ -164,6 +165,14 @@ class DefaultEndpoints:
                                           " paper plugin supplies the paper exchanges' URLs: is it blocked?)"))
         assert found is not None
         return found
+
+    def resolve(self, options: Mapping[str, Any], *keys: str) -> Endpoints:
+        """Where the venue connects: ``keys`` as its ``[venues.NAME]`` table (``options``) sets
+        them, a real exchange unless ``paper = true``; else as a plugin supplies them (:meth:`get`).
+        URLs come without a trailing slash."""
+        found = self.get(*keys) if not all(options.get(key) for key in keys) else \
+            Endpoints({key: str(options[key]) for key in keys}, paper=bool(options.get("paper", False)))
+        return Endpoints({key: url.rstrip("/") for key, url in found.urls.items()}, paper=found.paper)
 
 
 class Venues:

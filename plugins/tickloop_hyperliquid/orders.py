@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import attrs
 
 from tickloop.actions import CANCEL, ORDER, Action, Fill
+from tickloop.portfolio import decimal_text
 from tickloop.wallets import HYPERLIQUID_USDC
 from tickloop_hyperliquid import NAME
 
@@ -40,8 +41,7 @@ def is_cloid(value: Any) -> bool:
 
 def num(value: Any) -> str:
     """A number as the Circuit SDK's string fields hold it ("0.5", "60000")."""
-    text = format(D(str(value)).normalize(), "f")
-    return "0" if text in ("-0", "") else text
+    return decimal_text(D(str(value))) or "0"
 
 
 def round_size(size: Decimal, sz_decimals: int, rounding: str = ROUND_HALF_EVEN) -> Decimal:

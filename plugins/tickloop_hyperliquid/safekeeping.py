@@ -89,7 +89,7 @@ class Safekeeping:
 
     def account_view(self, wallet: Wallet | str) -> AccountView:
         """The account's perp positions (at the mid) and open orders, for reconciliation."""
-        address = getattr(wallet, "address", wallet)
+        address = wallet if isinstance(wallet, str) else wallet.address
         mids = self.api.mids()
         positions = []
         for item in self.api.user_state(address).get("assetPositions", []):

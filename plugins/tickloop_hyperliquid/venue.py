@@ -106,7 +106,7 @@ class HyperliquidVenue(Safekeeping):
         any other asset."""
         if (network, asset.lower()) != HYPERLIQUID_USDC:
             return None
-        address = getattr(wallet, "address", wallet)
+        address = wallet if isinstance(wallet, str) else wallet.address
         value = D(str(self.api.user_state(address)["marginSummary"]["accountValue"]))
         return int(value.scaleb(6).to_integral_value(ROUND_DOWN))
 
@@ -238,10 +238,10 @@ class HyperliquidVenue(Safekeeping):
         if not owners:
             return 0
         venue_side: dict[str, list[dict[str, Any]]] = {}
-        for fill in self.api.user_fills(sessions[0].wallet):
-            oid = str(fill.get("oid"))
+        for record in self.api.user_fills(sessions[0].wallet):
+            oid = str(record.get("oid"))
             if oid in owners:
-                venue_side.setdefault(oid, []).append(fill)
+                venue_side.setdefault(oid, []).append(record)
         if not venue_side:
             return 0
         booked = gateway.booked_orders([s.id for s in sessions], NAME)

@@ -75,7 +75,7 @@ class Safekeeping:
 
     def account_view(self, wallet: Wallet | str) -> AccountView:
         """The wallet's outcome shares (Data API) and, with its key, its open orders (CLOB)."""
-        address = getattr(wallet, "address", wallet)
+        address = wallet if isinstance(wallet, str) else wallet.address
         positions = []
         for token, row in sorted(self.api.data_positions(address).items()):
             size = Decimal(str(row.get("size") or 0)).quantize(SHARE)

@@ -119,7 +119,7 @@ class PolymarketVenue(Safekeeping):
             return None
         if not self.paper:
             return None if isinstance(wallet, str) else self.api.collateral(wallet)
-        address = getattr(wallet, "address", wallet)
+        address = wallet if isinstance(wallet, str) else wallet.address
         self.api.ensure_funded(address)
         return self.api.paper_balance(address)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -163,6 +164,6 @@ def test_configured_urls_win_and_plugins_are_asked_only_without_them(tmp_path):
     assert endpoints.resolve({"timeout_seconds": 3}, "clob_url", "data_url") == Endpoints(
         {"clob_url": "http://plugin", "data_url": "http://plugin/data"}, paper=True)
     assert hook.asked == ["polymarket"]
-    with pytest.raises(ConfigError, match="config: venues.polymarket.rpc_url: not set, and no plugin"
-                                                          " supplies a default rpc_url for polymarket"):
+    with pytest.raises(ConfigError, match=r"config: venues\.polymarket\.rpc_url: not set, and no plugin supplies a"
+                                          r" default rpc_url for polymarket"):
         endpoints.get("clob_url", "rpc_url")

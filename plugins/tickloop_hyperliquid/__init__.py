@@ -21,11 +21,10 @@ home, where paper wallets trade (as on a URL marked ``paper = true``) and are fu
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tickloop import hookimpl
 from tickloop.registry import Backend
-
 
 #: The venue's (and its closer's) name, as ``agent.platforms.hyperliquid`` and ``[venues.hyperliquid]``.
 NAME = "hyperliquid"

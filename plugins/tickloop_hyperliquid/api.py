@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from tickloop.errors import TickloopError
 from tickloop.venues import DefaultEndpoints, Endpoints

@@ -25,8 +25,9 @@ and the closer stops and returns their ids.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from tickloop.venues import CloseReport, Residue, suggestion_id
 from tickloop_hyperliquid import NAME

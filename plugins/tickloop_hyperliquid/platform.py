@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tickloop.actions import CANCEL, ORDER, TRANSFER, Action
 from tickloop.results import Data, Result
@@ -26,7 +27,6 @@ from tickloop_hyperliquid.orders import NETWORK, ZERO, num, order_row, parse_exp
 if TYPE_CHECKING:
     from tickloop.sessions import Session
     from tickloop.venues import Gateway
-
     from tickloop_hyperliquid.venue import HyperliquidVenue
 
 log = logging.getLogger("tickloop.hyperliquid")
@@ -39,7 +39,7 @@ class Aliased(Data):
     """A result row that also answers the Circuit SDK's snake_case attribute names."""
 
     __slots__ = ()
-    ALIASES = {"price_usd": "priceUsd", "is_stale": "isStale"}
+    ALIASES: ClassVar[dict[str, str]] = {"price_usd": "priceUsd", "is_stale": "isStale"}
 
     def __getattr__(self, name: str) -> Any:
         if name in self.ALIASES:

@@ -17,8 +17,20 @@ from tickloop.actions import Action, Execution, Fill
 from tickloop.intents import Found, Lookup
 from tickloop.reconcile import AccountView, OpenOrder
 from tickloop_hyperliquid.api import ExchangeApi, VenueError
-from tickloop_hyperliquid.orders import (NETWORK, ZERO, OrderPlan, cancel_order, close_order, is_cloid, num,
-                                         only_reduces, order_info, perp_fill, plan_order, round_size)
+from tickloop_hyperliquid.orders import (
+    NETWORK,
+    ZERO,
+    OrderPlan,
+    cancel_order,
+    close_order,
+    is_cloid,
+    num,
+    only_reduces,
+    order_info,
+    perp_fill,
+    plan_order,
+    round_size,
+)
 
 if TYPE_CHECKING:
     from tickloop.sessions import Session

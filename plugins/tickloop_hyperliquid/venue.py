@@ -23,16 +23,16 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tickloop.actions import Action, Execution, Fill
 from tickloop.intents import Found
 from tickloop.wallets import HYPERLIQUID_USDC
 from tickloop_hyperliquid import NAME
 from tickloop_hyperliquid.api import ExchangeApi, answer_lost, describe
-from tickloop_hyperliquid.orders import (NETWORK, TAKER_FEE, ZERO, OrderPlan, is_cloid, order_info, perp_fill,
-                                         plan_order)
+from tickloop_hyperliquid.orders import NETWORK, TAKER_FEE, ZERO, OrderPlan, is_cloid, order_info, perp_fill, plan_order
 from tickloop_hyperliquid.platform import HyperliquidApi
 from tickloop_hyperliquid.safekeeping import Safekeeping
 

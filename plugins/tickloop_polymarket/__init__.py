@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tickloop import hookimpl
 from tickloop.registry import Backend

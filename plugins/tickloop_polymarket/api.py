@@ -13,8 +13,9 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 

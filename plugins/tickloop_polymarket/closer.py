@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tickloop.venues import CloseReport, Residue, suggestion_id
 from tickloop_polymarket import NAME
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from tickloop.sessions import Session
     from tickloop.venues import Gateway
     from tickloop.wallets import Wallet
-
     from tickloop_polymarket.venue import PolymarketVenue
 
 

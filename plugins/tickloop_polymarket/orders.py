@@ -56,7 +56,7 @@ def order_hash(order: Any) -> str:
     contracts = get_contract_config(CHAIN_ID)
     for contract, version in ((contracts.exchange_v2, "2"), (contracts.neg_risk_exchange_v2, "2"),
                               (contracts.exchange_v3, "3")):
-        builder = ExchangeOrderBuilderV2(contract, CHAIN_ID, None, domain_version=version)  # type: ignore[arg-type]
+        builder = ExchangeOrderBuilderV2(contract, CHAIN_ID, None, domain_version=version)
         typed = builder.build_order_typed_data(order)
         signer = Account.recover_message(encode_typed_data(full_message=typed), signature=order.signature)
         if signer.lower() == str(order.signer).lower():

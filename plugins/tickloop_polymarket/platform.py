@@ -20,13 +20,12 @@ method raises into agent code: failures are ``Result(success=False, error=...)``
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from tickloop.actions import ORDER, REDEEM, Action
 from tickloop.results import Result
-
 from tickloop_polymarket import NAME
 from tickloop_polymarket.api import api_error
 from tickloop_polymarket.orders import CONDITIONAL_TOKENS, DECIMALS, UNIT, num
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from tickloop.ledger import Holding
     from tickloop.sessions import Session
     from tickloop.venues import Gateway
-
     from tickloop_polymarket.venue import PolymarketVenue
 
 log = logging.getLogger("tickloop.polymarket")
@@ -55,7 +53,7 @@ def parse_expiry(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class PolymarketApi:

@@ -25,8 +25,9 @@ The exchange itself is :class:`tickloop_polymarket.api.ExchangeApi`; the agent's
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from tickloop.actions import Action, Execution
 from tickloop.errors import ConfigError, Problem

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from tickloop.actions import Action, Execution, Fill
 from tickloop.errors import ConfigError, Problem, TickloopError
-from tickloop.intents import EXECUTED, FAILED as INTENT_FAILED, Found, Intent, NewIntent, Owner, new_client_id
+from tickloop.intents import EXECUTED, Found, Intent, NewIntent, Owner, new_client_id
+from tickloop.intents import FAILED as INTENT_FAILED
 from tickloop.ledger import TRADES, Book, LedgerEntry
 from tickloop.portfolio import Portfolio, Position
 from tickloop.results import Result

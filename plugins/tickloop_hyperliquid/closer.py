@@ -37,9 +37,9 @@ from tickloop_hyperliquid.venue import HyperliquidVenue
 
 if TYPE_CHECKING:
     from tickloop.config import Config
+    from tickloop.gateway import Gateway
     from tickloop.portfolio import Position
     from tickloop.sessions import Session
-    from tickloop.venues import Gateway
 
 D = Decimal
 MAX_SLIPPAGE = D("0.5")

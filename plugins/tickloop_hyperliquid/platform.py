@@ -25,8 +25,8 @@ from tickloop_hyperliquid.api import describe
 from tickloop_hyperliquid.orders import NETWORK, ZERO, num, order_row, parse_expiry, plan_order
 
 if TYPE_CHECKING:
+    from tickloop.gateway import Gateway
     from tickloop.sessions import Session
-    from tickloop.venues import Gateway
     from tickloop_hyperliquid.venue import HyperliquidVenue
 
 log = logging.getLogger("tickloop.hyperliquid")

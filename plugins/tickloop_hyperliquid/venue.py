@@ -38,8 +38,9 @@ from tickloop_hyperliquid.safekeeping import Safekeeping
 
 if TYPE_CHECKING:
     from tickloop.config import Config
+    from tickloop.gateway import Gateway
     from tickloop.sessions import Session
-    from tickloop.venues import DefaultEndpoints, Gateway
+    from tickloop.venues import DefaultEndpoints
     from tickloop.wallets import Wallet
 
 log = logging.getLogger("tickloop.hyperliquid")

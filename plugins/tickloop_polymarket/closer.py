@@ -27,9 +27,9 @@ from tickloop_polymarket.orders import cancel_orders, num, sell_order
 
 if TYPE_CHECKING:
     from tickloop.config import Config
+    from tickloop.gateway import Gateway
     from tickloop.portfolio import Position
     from tickloop.sessions import Session
-    from tickloop.venues import Gateway
     from tickloop.wallets import Wallet
     from tickloop_polymarket.venue import PolymarketVenue
 

@@ -31,9 +31,9 @@ from tickloop_polymarket.api import api_error
 from tickloop_polymarket.orders import CONDITIONAL_TOKENS, DECIMALS, UNIT, num
 
 if TYPE_CHECKING:
+    from tickloop.gateway import Gateway
     from tickloop.ledger import Holding
     from tickloop.sessions import Session
-    from tickloop.venues import Gateway
     from tickloop_polymarket.venue import PolymarketVenue
 
 log = logging.getLogger("tickloop.polymarket")

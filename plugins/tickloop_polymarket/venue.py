@@ -41,8 +41,9 @@ from tickloop_polymarket.safekeeping import Safekeeping
 
 if TYPE_CHECKING:
     from tickloop.config import Config
+    from tickloop.gateway import Gateway
     from tickloop.sessions import Session
-    from tickloop.venues import DefaultEndpoints, Gateway
+    from tickloop.venues import DefaultEndpoints
     from tickloop.wallets import Wallet
 
 REDEEM_UNSUPPORTED = ("redeeming on-chain needs an RPC endpoint, which tickloop does not support yet;"

@@ -175,8 +175,10 @@ class DefaultEndpoints:
         """Where the venue connects: ``keys`` as its ``[venues.NAME]`` table (``options``) sets
         them, a real exchange unless ``paper = true``; else as a plugin supplies them (:meth:`get`).
         URLs come without a trailing slash."""
-        found = self.get(*keys) if not all(options.get(key) for key in keys) else \
-            Endpoints({key: str(options[key]) for key in keys}, paper=bool(options.get("paper", False)))
+        if all(options.get(key) for key in keys):
+            found = Endpoints({key: str(options[key]) for key in keys}, paper=bool(options.get("paper", False)))
+        else:
+            found = self.get(*keys)
         return Endpoints({key: url.rstrip("/") for key, url in found.urls.items()}, paper=found.paper)
 
 

@@ -502,7 +502,7 @@ def test_an_order_whose_answer_is_lost_is_looked_up_by_its_client_order_id(make_
     exchange = local_exchanges(tickloop_home).hyperliquid
     wallet = rt.add_wallet(paper=True)
     s = rt.start_session(trader(), wallet, settings=settings(market("ETH", "buy", 0.1)), now=T0)
-    rt.gateway.venues.get("hyperliquid").ensure_paper_account(rt.wallet(wallet))
+    rt.gateway.venues.get("hyperliquid").api.ensure_paper_account(rt.wallet(wallet))
     # The order is slower than the client's timeout, but the exchange executes it.
     exchange.faults.add(Fault("latency", path="/exchange", seconds=0.3))
     rt.tick(T0)

@@ -356,7 +356,7 @@ def test_the_closer_cancels_the_sessions_resting_orders_before_selling(make_runt
     # A resting sell of the session (placed with the venue's client: the agent API has no limit
     # orders) reserves 20 of its 24.39 shares, so selling them all fails until it is cancelled.
     venue = rt.gateway.venues.get("polymarket")
-    client = venue.client(rt.wallet(wallet))
+    client = venue.api.client(rt.wallet(wallet))
     resting = client.create_and_post_order(OrderArgsV2(token_id=LISBON_YES, price=0.9, size=20, side="SELL"))
     assert resting["status"] == "live"
     rt.store.record_ledger([], orders=[("polymarket", resting["orderID"], s.id)])

@@ -25,31 +25,24 @@ and the closer stops and returns their ids.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from decimal import ROUND_DOWN, Decimal
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from tickloop.actions import CANCEL, ORDER, Action
-from tickloop.ledger import Book
-from tickloop.venues import CloseReport, Residue
-from tickloop_hyperliquid.venue import NAME, NETWORK, HyperliquidVenue, describe, num, round_size
+from tickloop.venues import CloseReport, Residue, suggestion_id
+from tickloop_hyperliquid import NAME
+from tickloop_hyperliquid.api import describe
+from tickloop_hyperliquid.orders import NETWORK, ZERO, cancel_order, close_order, num, only_reduces, round_size
+from tickloop_hyperliquid.venue import HyperliquidVenue
 
 if TYPE_CHECKING:
     from tickloop.config import Config
+    from tickloop.gateway import Gateway
     from tickloop.portfolio import Position
-    from tickloop.results import Result
     from tickloop.sessions import Session
-    from tickloop.venues import Gateway
 
 D = Decimal
-ZERO = D(0)
 MAX_SLIPPAGE = D("0.5")
-
-
-def _suggested(result: Result) -> int | None:
-    data = result.data
-    if result.success and data is not None and hasattr(data, "get") and data.get("suggested"):
-        return int(data["suggestionId"])
-    return None
 
 
 class HyperliquidCloser:
@@ -74,6 +67,7 @@ class _Close:
 
     def __init__(self, venue: HyperliquidVenue, session: Session, gateway: Gateway, log: Callable[[str], None]) -> None:
         self.venue, self.session, self.gateway, self.log = venue, session, gateway, log
+        self.attempts = max(1, venue.close_attempts)
         self.suggested: list[int] = []
         self.notes: list[str] = []
 
@@ -101,21 +95,19 @@ class _Close:
     # -- orders --------------------------------------------------------------------------------
 
     def _cancel_orders(self) -> None:
-        mine = {str(o) for _, o in self.gateway.store.session_orders(self.session.id, NAME)}
+        mine = self.gateway.placed_orders(self.session.id, NAME)
         if not mine:
             return
         try:
-            live = [o for o in self.venue.open_orders(self.session.wallet) if str(o.get("oid")) in mine]
+            live = [o for o in self.venue.api.open_orders(self.session.wallet) if str(o.get("oid")) in mine]
         except Exception as exc:
             self.note(f"could not list open orders to cancel: {describe(exc)}")
             return
         for order in live:
             oid, coin = str(order["oid"]), order["coin"]
-            action = Action(venue=NAME, kind=CANCEL, method="delete_order", params={"orderId": oid, "coin": coin},
-                            session_id=self.session.id, wallet=self.session.wallet,
-                            message=f"unwind: cancel {coin} order {oid}")
-            result = self.gateway.submit(self.session, action)
-            suggestion = _suggested(result)
+            result = self.gateway.submit(self.session, cancel_order(self.session, oid, coin,
+                                                                    f"unwind: cancel {coin} order {oid}"))
+            suggestion = suggestion_id(result)
             if suggestion is not None:
                 self.suggested.append(suggestion)
             elif result.success:
@@ -127,7 +119,7 @@ class _Close:
 
     def _wallet_sessions(self) -> list[Session]:
         """Every session that trades (or traded) on this session's wallet."""
-        found = self.gateway.store.list_sessions(wallet=self.session.wallet)
+        found = self.gateway.wallet_sessions(self.session.wallet)
         if not any(s.id == self.session.id for s in found):
             found.append(self.session)
         return found
@@ -139,92 +131,100 @@ class _Close:
     def _others(self, coin: str) -> Decimal:
         """What every other session on the wallet holds of ``coin`` by its ledger."""
         others = [s.id for s in self._wallet_sessions() if s.id != self.session.id]
-        if not others:
-            return ZERO
-        total = ZERO
-        by_session: dict[int, list[Any]] = {}
-        for entry in self.gateway.store.ledger(others):
-            by_session.setdefault(entry.session_id, []).append(entry)
-        for entries in by_session.values():
-            holding = Book.replay(entries).holdings.get((NETWORK, coin))
-            total += holding.size if holding is not None else ZERO
-        return total
+        holdings = (book.holdings.get((NETWORK, coin)) for book in self.gateway.books(others).values())
+        return sum((holding.size for holding in holdings if holding is not None), ZERO)
+
+    def _flat(self, coin: str) -> bool:
+        self.log(f"hyperliquid: {coin} is flat for session {self.session.id}")
+        return True
 
     def _close_position(self, position: Position) -> Residue | bool:
+        """True once the session's share of the position is flat; False when closing waits for
+        a suggestion's approval; else what is left open."""
         coin = position.coin
-        spec = self.venue.spec(coin)
+        spec = self.venue.api.spec(coin)
         if spec is None:
             return Residue(NAME, position.assetKey, coin, position.size, f"{coin} is not listed on {NETWORK}")
-        sz_decimals = int(spec["szDecimals"])
-        attempts = max(1, self.venue.close_attempts)
         reason = "no attempt was made"
-        share = self._share(coin)
-        for attempt in range(attempts):
+        for attempt in range(self.attempts):
             share = self._share(coin)
             if share == 0:
-                self.log(f"hyperliquid: {coin} is flat for session {self.session.id}")
-                return True
-            size = round_size(abs(share), sz_decimals, ROUND_DOWN)
-            if size == 0:
-                return Residue(NAME, position.assetKey, coin, num(share),
-                               f"below {coin}'s lot size ({sz_decimals} decimals); it cannot be ordered")
-            if attempt:
-                time.sleep(self.venue.close_retry_delay)
-            try:
-                mid = self.venue.mids()[coin]
-                account = self.venue.account_size(self.session.wallet, coin)
-            except Exception as exc:
-                reason = f"cannot read the market or the account: {describe(exc)}"
-                self.log(f"hyperliquid: closing {coin}, attempt {attempt + 1} of {attempts}: {reason}")
-                continue
-            selling = share > 0
-            signed = -size if selling else size
-            reduces = account != 0 and (account > 0) == (share > 0) and abs(account) >= size
-            if not reduces:
-                expected = share + self._others(coin)
-                if account != expected:
-                    # The account does not hold what the ledgers say: trading past its position
-                    # could open exposure nobody owns. Close only what it holds on this side.
-                    reducible = min(size, abs(account)) if account != 0 and (account > 0) == (share > 0) else ZERO
-                    reducible = round_size(reducible, sz_decimals, ROUND_DOWN)
-                    if reducible == 0:
-                        return Residue(NAME, position.assetKey, coin, num(share),
-                                       f"the account holds {num(account)} {coin} but the sessions' ledgers say"
-                                       f" {num(expected)}; not trading past the account's position")
-                    self.note(f"the account holds {num(account)} {coin} but the sessions' ledgers say"
-                              f" {num(expected)}; closing only {num(reducible)}")
-                    size, signed = reducible, (-reducible if selling else reducible)
-                    reduces = True
-                elif attempt == 0:
-                    self.note(f"other sessions on {self.session.wallet} hold {num(expected - share)} {coin}, so"
-                              f" closing this session's {num(share)} moves the account to their exposure; the"
-                              " order is not reduce-only")
-            slippage = min(self.venue.close_slippage * (2 ** attempt), MAX_SLIPPAGE)
-            price = mid * (1 - slippage) if selling else mid * (1 + slippage)
-            params = {"coin": coin, "side": "sell" if selling else "buy", "size": float(size), "price": float(price),
-                      "market": "perp", "type": "market", "reduceOnly": reduces}
-            action = Action(venue=NAME, kind=ORDER, method="place_order", params=params,
-                            session_id=self.session.id, wallet=self.session.wallet, notional_usd=size * mid,
-                            message=f"unwind: close {num(share)} {coin}")
-            result = self.gateway.submit(self.session, action)
-            suggestion = _suggested(result)
-            if suggestion is not None:
-                self.suggested.append(suggestion)
-                return False
-            if result.success:
-                filled = D(str(result.data.get("filled", 0))) if result.data is not None else ZERO
-                self.log(f"hyperliquid: closing {coin}: {'sold' if selling else 'bought'} {num(filled)} of"
-                         f" {num(abs(signed))} (attempt {attempt + 1}, slippage {num(slippage * 100)}%)")
-                reason = "partially filled" if filled < size else "filled"
-            else:
-                reason = result.error or "refused"
-                self.log(f"hyperliquid: closing {coin}, attempt {attempt + 1} of {attempts}: {reason}")
+                return self._flat(coin)
+            outcome = self._attempt(position, share, int(spec["szDecimals"]), attempt)
+            if not isinstance(outcome, str):
+                return outcome
+            reason = outcome
         share = self._share(coin)
         if share == 0:
-            self.log(f"hyperliquid: {coin} is flat for session {self.session.id}")
-            return True
+            return self._flat(coin)
         return Residue(NAME, position.assetKey, coin, num(share),
-                       f"still open after {attempts} attempts (last: {reason})")
+                       f"still open after {self.attempts} attempts (last: {reason})")
+
+    def _attempt(self, position: Position, share: Decimal, sz_decimals: int, attempt: int) -> Residue | bool | str:
+        """One closing order for ``share``: how it went (to retry what is left), a Residue when
+        it cannot be ordered, False when it became a suggestion."""
+        coin = position.coin
+        size = round_size(abs(share), sz_decimals, ROUND_DOWN)
+        if size == 0:
+            return Residue(NAME, position.assetKey, coin, num(share),
+                           f"below {coin}'s lot size ({sz_decimals} decimals); it cannot be ordered")
+        if attempt:
+            time.sleep(self.venue.close_retry_delay)
+        try:
+            mid = self.venue.api.mids()[coin]
+            account = self.venue.api.account_size(self.session.wallet, coin)
+        except Exception as exc:
+            reason = f"cannot read the market or the account: {describe(exc)}"
+            self.log(f"hyperliquid: closing {coin}, attempt {attempt + 1} of {self.attempts}: {reason}")
+            return reason
+        sized = self._order_size(position, share, size, account, sz_decimals, first=attempt == 0)
+        if isinstance(sized, Residue):
+            return sized
+        size, reduces = sized
+        selling = share > 0
+        slippage = min(self.venue.close_slippage * (2 ** attempt), MAX_SLIPPAGE)
+        result = self.gateway.submit(self.session, close_order(
+            self.session, coin, size, selling=selling, mid=mid, slippage=slippage, reduce_only=reduces,
+            message=f"unwind: close {num(share)} {coin}"))
+        suggestion = suggestion_id(result)
+        if suggestion is not None:
+            self.suggested.append(suggestion)
+            return False
+        if not result.success:
+            reason = result.error or "refused"
+            self.log(f"hyperliquid: closing {coin}, attempt {attempt + 1} of {self.attempts}: {reason}")
+            return reason
+        filled = D(str(result.data.get("filled", 0))) if result.data is not None else ZERO
+        self.log(f"hyperliquid: closing {coin}: {'sold' if selling else 'bought'} {num(filled)} of"
+                 f" {num(size)} (attempt {attempt + 1}, slippage {num(slippage * 100)}%)")
+        return "partially filled" if filled < size else "filled"
+
+    def _order_size(self, position: Position, share: Decimal, size: Decimal, account: Decimal, sz_decimals: int, *,
+                    first: bool) -> tuple[Decimal, bool] | Residue:
+        """The size to order and whether it is reduce-only, given the account's net position; a
+        Residue when the account and the ledgers disagree so that nothing can be closed safely."""
+        coin = position.coin
+        selling = share > 0
+        if only_reduces(account, selling, size):
+            return size, True
+        expected = share + self._others(coin)
+        if account == expected:
+            if first:
+                self.note(f"other sessions on {self.session.wallet} hold {num(expected - share)} {coin}, so"
+                          f" closing this session's {num(share)} moves the account to their exposure; the"
+                          " order is not reduce-only")
+            return size, False
+        # The account does not hold what the ledgers say: trading past its position could open
+        # exposure nobody owns. Close only what it holds on this side.
+        reducible = min(size, abs(account)) if account != 0 and (account > 0) == selling else ZERO
+        reducible = round_size(reducible, sz_decimals, ROUND_DOWN)
+        if reducible == 0:
+            return Residue(NAME, position.assetKey, coin, num(share),
+                           f"the account holds {num(account)} {coin} but the sessions' ledgers say"
+                           f" {num(expected)}; not trading past the account's position")
+        self.note(f"the account holds {num(account)} {coin} but the sessions' ledgers say"
+                  f" {num(expected)}; closing only {num(reducible)}")
+        return reducible, True
 
 
 __all__ = ["HyperliquidCloser"]

@@ -26,6 +26,8 @@ from tickloop import hookimpl
 if TYPE_CHECKING:
     import click
 
+    from tickloop.config import Config
+    from tickloop.venues import Endpoints
     from tickloop_paper.server import PaperServer
 
 
@@ -78,6 +80,19 @@ def local_exchanges(home: str | Path) -> Exchanges:
         if key not in _local:
             _local[key] = start_exchanges(Path(key) / "paper")
         return _local[key]
+
+
+@hookimpl(trylast=True)
+def tickloop_venue_endpoints(venue: str, config: Config) -> Endpoints | None:
+    """The built-in venues' defaults: this process's paper exchanges for the home."""
+    from tickloop.venues import Endpoints
+
+    served = {"hyperliquid": {"base_url": "hyperliquid"},  # endpoint key -> paper server
+              "polymarket": {"clob_url": "polymarket_clob", "data_url": "polymarket_data"}}
+    if venue not in served:
+        return None
+    urls = local_exchanges(config.home).urls()
+    return Endpoints({key: urls[server] for key, server in served[venue].items()}, paper=True)
 
 
 @hookimpl

@@ -1,5 +1,5 @@
 """The Polymarket venue's part in crash recovery and reconciliation (mixed into
-:class:`tickloop_polymarket.venue.PolymarketVenue`).
+:class:`tickloop_polymarket.venue.PolymarketVenue`, which provides ``api`` and ``refusal``).
 
 - ``lookup``: what the CLOB knows of a market order by its hash (the client id ``prepare``
   computed before posting): ``GET /data/order/{hash}`` (404: never posted), and its fills from
@@ -13,14 +13,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from tickloop.actions import CANCEL, ORDER, Action, Execution, Fill
+from tickloop.actions import Action, Execution, Fill
 from tickloop.intents import Found, Lookup
 from tickloop.reconcile import AccountView, OpenOrder
-
-from tickloop_polymarket import venue as pm  # a cycle: venue.py mixes this class in; used at call time
+from tickloop_polymarket.api import ExchangeApi
+from tickloop_polymarket.orders import cancel_orders, filled, num, sell_order, share_fill
 
 if TYPE_CHECKING:
     from tickloop.sessions import Session
@@ -30,10 +31,12 @@ SHARE = Decimal("0.000001")
 
 
 class Safekeeping:
-    """Recovery and reconciliation methods of the venue (it provides ``client``,
-    ``market_info``, ``metadata``, ``data_positions``, ``open_orders``, ``refusal`` and ``filled``)."""
+    """Recovery and reconciliation methods of the venue."""
 
-    def lookup(self: Any, action: Action, wallet: Wallet | None, client_id: str) -> Lookup:
+    api: ExchangeApi
+    refusal: Callable[[Wallet | None], str | None]
+
+    def lookup(self, action: Action, wallet: Wallet | None, client_id: str) -> Lookup:
         """What the CLOB knows of the market order whose hash is ``client_id``."""
         from py_clob_client_v2.clob_types import TradeParams
         from py_clob_client_v2.exceptions import PolyApiException
@@ -43,7 +46,7 @@ class Safekeeping:
                                   " reconcile compares the wallet's positions with the ledgers")
         if wallet is None or self.refusal(wallet) is not None:
             return Lookup.unknown("there is no key to ask the CLOB with")
-        client = self.client(wallet)
+        client = self.api.client(wallet)
         try:
             order = client.get_order(client_id)
         except PolyApiException as exc:
@@ -65,46 +68,36 @@ class Safekeeping:
             if status == "LIVE":
                 return Lookup(Found.RESTING, Execution(data=None, order_ids=(client_id,)))
             return Lookup(Found.CANCELLED, Execution.failed(f"order {client_id} ended {status.lower()} unfilled"))
-        execution = self.filled(token, side, shares, usd.quantize(SHARE), client_id, self.market_info(token),
-                                tx_hashes=[t.get("transaction_hash") for t in trades if t.get("transaction_hash")],
-                                resting=status == "LIVE")
+        execution = filled(side, shares, usd.quantize(SHARE), client_id, self.api.market_info(token),
+                           tx_hashes=[t.get("transaction_hash") for t in trades if t.get("transaction_hash")],
+                           resting=status == "LIVE")
         found = Found.RESTING if status == "LIVE" else Found.FILLED if status == "MATCHED" else Found.CANCELLED
         return Lookup(found, execution)
 
-    def account_view(self: Any, wallet: Wallet | str) -> AccountView:
+    def account_view(self, wallet: Wallet | str) -> AccountView:
         """The wallet's outcome shares (Data API) and, with its key, its open orders (CLOB)."""
-        address = getattr(wallet, "address", wallet)
+        address = wallet if isinstance(wallet, str) else wallet.address
         positions = []
-        for token, row in sorted(self.data_positions(address).items()):
+        for token, row in sorted(self.api.data_positions(address).items()):
             size = Decimal(str(row.get("size") or 0)).quantize(SHARE)
-            if size == 0:
-                continue
-            info = self.market_info(token)
-            positions.append(Fill(venue=pm.NAME, network=pm.NETWORK, asset_key=token, coin=info["outcome"] or token,
-                                  size=size, price=Decimal(str(row.get("curPrice") or 0)), contract="spot",
-                                  cash_network=pm.NETWORK, cash_asset=pm.PUSD, cash_symbol="pUSD",
-                                  cash_decimals=pm.DECIMALS, meta=self.metadata(info)))
+            if size != 0:
+                positions.append(share_fill(self.api.market_info(token), size, Decimal(str(row.get("curPrice") or 0))))
         orders: tuple[OpenOrder, ...] = ()
         if not isinstance(wallet, str) and self.refusal(wallet) is None:
             orders = tuple(OpenOrder(str(o["id"]), str(o["asset_id"]), str(o.get("outcome") or o["asset_id"]),
                                      (Decimal(str(o["original_size"])) - Decimal(str(o["size_matched"])))
                                      * (1 if str(o.get("side")).upper() == "BUY" else -1))
-                           for o in self.open_orders(wallet))
+                           for o in self.api.open_orders(wallet))
         return AccountView(tuple(positions), orders)
 
-    def offset_action(self: Any, session: Session, position: Fill) -> Action:
+    def offset_action(self, session: Session, position: Fill) -> Action:
         """A FAK market sell of ``position``'s shares (a negative size cannot be bought back
         exactly: a market buy spends dollars, not shares)."""
         if position.size <= 0:
-            raise ValueError(f"buying back exactly {pm.num(-position.size)} shares of {position.coin} is not possible"
+            raise ValueError(f"buying back exactly {num(-position.size)} shares of {position.coin} is not possible"
                              " with a market order")
-        return Action(venue=pm.NAME, kind=ORDER, method="market_order",
-                      params={"tokenId": position.asset_key, "size": float(position.size), "side": "SELL",
-                              "orderType": "FAK"},
-                      session_id=session.id, wallet=session.wallet, notional_usd=position.size * position.price,
-                      message=f"reconcile: sell {pm.num(position.size)} shares the ledger did not hold")
+        return sell_order(session, position.asset_key, position.size, notional=position.size * position.price,
+                          message=f"reconcile: sell {num(position.size)} shares the ledger did not hold")
 
-    def cancel_action(self: Any, session: Session, order: OpenOrder) -> Action:
-        return Action(venue=pm.NAME, kind=CANCEL, method="cancel_orders", params={"orderIds": [order.order_id]},
-                      session_id=session.id, wallet=session.wallet,
-                      message=f"reconcile: cancel Polymarket order {order.order_id}")
+    def cancel_action(self, session: Session, order: OpenOrder) -> Action:
+        return cancel_orders(session, [order.order_id], f"reconcile: cancel Polymarket order {order.order_id}")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tickloop.runs import Run
     from tickloop.sessions import Hold, Session, Transition
     from tickloop.suggestions import Suggestion
+    from tickloop.venues import Endpoints
 
     Register = Callable[[Backend], None]
 
@@ -141,6 +142,34 @@ def tickloop_register_commands(cli: click.Group) -> None:
     :param cli: the top-level :class:`click.Group`; add commands with ``cli.add_command`` or
         the ``@cli.command()`` decorator.
     :returns: nothing; the return value is ignored.
+
+    .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Venue endpoints.
+# ---------------------------------------------------------------------------------------------
+
+
+@_spec(firstresult=True)
+def tickloop_venue_endpoints(venue: str, config: Config) -> Endpoints | None:
+    """Called when a venue whose ``[venues.VENUE]`` table names no URL needs one, to find where
+    it connects by default (in the process that uses the venue, once per venue object).
+
+    The built-in ``paper`` plugin answers for ``hyperliquid`` and ``polymarket`` with the paper
+    exchanges it runs in this process for the home, and is registered ``trylast``, so any plugin
+    can answer first (a testnet, a simulator of its own). With ``paper`` blocked and no other
+    answer, a venue used without its URLs fails with an error naming the missing key.
+
+    :param venue: the name of the venue that needs endpoints (``"hyperliquid"``, ``"polymarket"``).
+    :param config: the runtime's :class:`tickloop.config.Config` (``config.home`` for state).
+    :returns: a :class:`tickloop.venues.Endpoints`: the URLs by the venue's option key
+        (``{"base_url": ...}``; ``{"clob_url": ..., "data_url": ...}``) and whether they are
+        paper exchanges (paper wallets trade only on those); ``None`` when this plugin has no
+        endpoints for ``venue``.
+
+    Stops at the first non-None result; return None to let other plugins decide.
 
     .. versionadded:: 0.1
     """

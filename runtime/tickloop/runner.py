@@ -137,7 +137,7 @@ class RunEnvironment:
                 suggestions = self.registry.get("suggestions", self.config.suggestions.store,
                                                 key="suggestions.store").factory(self.config, store)
                 self._gateway = Gateway(hook=self.hook, config=self.config, store=store, suggestions=suggestions,
-                                        venues=Venues(self.registry, self.config),
+                                        venues=Venues(self.registry, self.config, hook=self.hook),
                                         clock=lambda: datetime.now(timezone.utc))
             gateway = self._gateway
         return gateway if clock is None else gateway.with_clock(clock)

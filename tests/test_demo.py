@@ -1,10 +1,12 @@
-"""The demo, as a new user runs it."""
+"""The demo, as a new user runs it; it is a command of the paper plugin."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+
+from helpers import tickloop
 
 
 def test_demo_trades_on_the_paper_exchanges_through_a_whole_life(tmp_path):
@@ -29,3 +31,16 @@ def test_demo_trades_on_the_paper_exchanges_through_a_whole_life(tmp_path):
     assert "session 1 is stopped: portfolio: flat" in out
     assert "$ tickloop suggestions approve 2 executed:" in out
     assert "session 2 is stopped: portfolio: flat" in out
+
+
+def test_demo_is_a_paper_plugin_command(tmp_path):
+    """demo --help works; a bad option is a usage error; blocking the paper plugin removes the demo."""
+    home = tmp_path / "home"
+    home.mkdir()
+    assert "A guided tour on the paper exchanges" in tickloop(home, "demo", "--help", check=True).stdout
+    bad = tickloop(home, "demo", "--runs", "many")
+    assert bad.returncode == 2 and "--runs" in bad.stderr and "Traceback" not in bad.stderr
+    (home / "tickloop.toml").write_text('[plugins]\nblock = ["paper"]\n')
+    blocked = tickloop(home, "demo", "--help")
+    assert blocked.returncode == 2 and "No such command 'demo'" in blocked.stderr
+    assert "\n  demo " not in tickloop(home, "--help", check=True).stdout

@@ -83,8 +83,10 @@ def local_exchanges(home: str | Path) -> Exchanges:
 @hookimpl
 def tickloop_register_commands(cli: click.Group) -> None:
     from tickloop_paper.commands import paper
+    from tickloop_paper.demo import demo
 
     cli.add_command(paper)
+    cli.add_command(demo)
 
 
 __all__ = ["Exchanges", "local_exchanges", "start_exchanges"]

@@ -29,6 +29,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
+
 from tickloop.errors import TickloopError
 
 if TYPE_CHECKING:
@@ -40,6 +42,25 @@ if TYPE_CHECKING:
 AGENTS = ("hl-trend", "pm-basket")
 #: The ETH mid the paper exchange shows at each hl-trend run: flat, then an uptrend.
 ETH_PATH = (3000, 3001, 2999, 3000, 3030, 3060, 3090)
+
+
+@click.command()
+@click.option("--runs", default=7, show_default=True, help="Scheduled runs of hl-trend to show before pausing.")
+@click.option("--keep", is_flag=True, help="Keep the demo's folder and print where it is.")
+@click.option("--fast", is_flag=True, help="Don't pause between steps.")
+@click.pass_context
+def demo(ctx: click.Context, runs: int, keep: bool, fast: bool) -> None:
+    """A guided tour on the paper exchanges: hl-trend trading in auto mode, a pm-basket
+    suggestion approved with the CLI, pause and resume, and unwinds that leave both flat.
+
+    Uses a scratch home (deleted afterwards unless --keep) and a simulated clock, so minutes of
+    schedule pass in seconds. With --home it uses that home instead.
+    """
+    from tickloop.cli.app import Options
+    from tickloop.cli.render import console
+
+    options = ctx.find_object(Options)
+    run_demo(console(), home=options.home if options else None, runs=runs, keep=keep, pace=0.0 if fast else 0.3)
 
 
 def find_agent(name: str) -> str:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 #: The colour of each run status.
 RUN_STYLES = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow"}
-_STATE_STYLES = {"running": "green", "paused": "yellow", "unwinding": "magenta", "stopped": "dim"}
+STATE_STYLES = {"running": "green", "paused": "yellow", "unwinding": "magenta", "stopped": "dim"}
 _SUGGESTION_STYLES = {"pending": "yellow", "executed": "green", "failed": "red", "rejected": "dim", "expired": "dim",
                       "deleted": "dim", "approved": "cyan"}
 
@@ -86,7 +86,7 @@ def run_status(status: str) -> str:
 
 
 def state_text(state: Any) -> str:
-    return styled(str(state), _STATE_STYLES.get(str(state), ""))
+    return styled(str(state), STATE_STYLES.get(str(state), ""))
 
 
 def suggestion_status(status: str) -> str:

@@ -33,12 +33,27 @@ def _stop_on_signals(stop: threading.Event, also: Any = None) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port for the HTTP API [default from [api] port].")
 @click.option("--token", default=None, envvar="TICKLOOP_API_TOKEN",
               help="Token clients must send; required when --host is not a loopback address.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the events on stdout as JSON lines (one object per line) instead of text.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, token: str | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, token: str | None, as_json: bool) -> None:
     """Run every session of the home on its schedule until interrupted.
 
     One serve owns a home at a time; a second one says so and exits.
+
+    \b
+    Prints one line on stdout per finished run (time, session, agent, kind, run id, status,
+    duration, the first line of its error) and per lifecycle change serve makes (time, session,
+    agent, action, from -> to state, reason); coloured on a terminal, plain text otherwise.
+    With --json each line is an object:
+      {"event": "run_finished", "at", "session", "agent", "run", "kind", "status",
+       "duration" (seconds), "error" (first line, or null)}
+      {"event": "session_transitioned", "at", "session", "agent", "action", "from", "to", "reason"}
+    Changes made by other processes (tickloop sessions pause ...) are printed by them, not here.
+    Start-up and shutdown messages go to stderr.
     """
+    from tickloop.cli.printer import EventPrinter
+
     rt = runtime(ctx)
     host = host or rt.config.api.host
     token = token or rt.config.api.token
@@ -56,6 +71,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
         err.print(f"tickloop serve: home {rt.config.home}, {open_sessions} open session(s),"
                   f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
 
+    rt.observe(EventPrinter(as_json=as_json))
     # Objects alive after start-up live as long as serve: keeping them out of the collector's
     # full passes shortens those pauses (15-20 ms -> about 2 ms at 5,000 sessions).
     gc.freeze()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,20 @@ class Options:
 def runtime(ctx: click.Context) -> Runtime:
     """The runtime of the home the command line selects."""
     return ctx.find_object(Options).runtime()
+
+
+def stop_on_signals(stop: threading.Event, also: Callable[[], None] | None = None) -> None:
+    """SIGINT and SIGTERM set ``stop`` (and call ``also``) instead of raising in the middle of work,
+    so a long-running command ends its loop, closes the runtime and exits 0."""
+    import signal
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+        if also is not None:
+            also()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 def parse_settings(values: Iterable[str]) -> dict[str, str]:

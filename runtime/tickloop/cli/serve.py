@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import gc
-import signal
 import threading
-from typing import Any
 
 import click
 
 from tickloop.cli import render
-from tickloop.cli.app import parse_settings, runtime
+from tickloop.cli.app import parse_settings, runtime, stop_on_signals
 from tickloop.errors import TickloopError
 
 DEV_WALLET = "0x" + "0" * 39 + "1"  # `tickloop run` needs some address; this one holds nothing
-
-
-def _stop_on_signals(stop: threading.Event, also: Any = None) -> None:
-    """SIGINT and SIGTERM set ``stop`` (and call ``also``) instead of raising in the middle of work."""
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-        if also is not None:
-            also()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
 
 
 @click.command()
@@ -60,7 +46,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         raise TickloopError(f"--host {host}: a --token is required when serving beyond this machine")
     stop = threading.Event()
-    _stop_on_signals(stop, rt.wake)
+    stop_on_signals(stop, rt.wake)
     err = render.console(stderr=True)
 
     def ready() -> None:
@@ -109,7 +95,7 @@ def run(ctx: click.Context, agent: str, once: bool, mode: str | None, wallet: st
             render.json_out(run_) if as_json else render.print_run(out, run_)
         else:
             stop = threading.Event()
-            _stop_on_signals(stop)
+            stop_on_signals(stop)
             out.print(f"running {loaded.name} as session {session.id} ({session.schedule.describe()}); Ctrl-C to stop")
             while not stop.is_set():
                 run_ = rt.run_now(session.id)

@@ -157,7 +157,6 @@ def test_the_largest_id_is_simply_not_found(world: dict[str, Any], command: tupl
       for bad in ("0", "-5", "abc", "1e400", "9" * 30, "")],
     (("serve", "--port", "-1"), "--port"), (("serve", "--port", "65536"), "--port"),
     (("serve", "--port", "http"), "--port"), (("serve", "--host", "0.0.0.0"), "--token is required"),
-    (("demo", "--runs", "many"), "--runs"),
     (("sessions", "list", "--state", "asleep"), "--state"),
     (("runs", "list", "--status", "fine"), "--status"), (("suggestions", "list", "--status", "maybe"), "--status"),
     (("sessions", "pause", "--", "-1"), "is not an id"),

@@ -98,8 +98,10 @@ def tickloop_venue_endpoints(venue: str, config: Config) -> Endpoints | None:
 @hookimpl
 def tickloop_register_commands(cli: click.Group) -> None:
     from tickloop_paper.commands import paper
+    from tickloop_paper.demo import demo
 
     cli.add_command(paper)
+    cli.add_command(demo)
 
 
 __all__ = ["Exchanges", "local_exchanges", "start_exchanges"]

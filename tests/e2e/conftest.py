@@ -19,9 +19,9 @@ pytestmark = pytest.mark.e2e
 class Serve:
     """A ``tickloop serve`` subprocess; ``ready`` waits for its start-up line."""
 
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.home = home
-        self.proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "--home", str(home), "serve"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "--home", str(home), "serve", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env={**os.environ, **(env or {})})
 
@@ -58,8 +58,8 @@ class Serve:
 def serve() -> Iterator[Callable[..., Serve]]:
     started: list[Serve] = []
 
-    def start(home: Path, env: dict[str, str] | None = None) -> Serve:
-        s = Serve(home, env)
+    def start(home: Path, env: dict[str, str] | None = None, *args: str) -> Serve:
+        s = Serve(home, env, args)
         started.append(s)
         return s
 

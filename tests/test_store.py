@@ -127,6 +127,12 @@ def test_sessions_runs_logs_and_transitions_round_trip_exactly(store: SqlStateSt
     assert store.runs(session_id=session.id) == [attrs.evolve(done, logs=())]
     assert store.logs(session_id=session.id) == [(run.id, line) for line in lines]
     assert store.logs(run_id=run.id, limit=2) == [(run.id, line) for line in lines[1:]]
+    # Following: the lines after a given one, oldest first, at most limit of them.
+    ids = [line.id for _, line in store.logs(session_id=session.id)]
+    assert ids == sorted(ids) and len(set(ids)) == 3 and None not in ids
+    assert store.logs(session_id=session.id, after=ids[0]) == [(run.id, line) for line in lines[1:]]
+    assert [line.id for _, line in store.logs(run_id=run.id, after=ids[0], limit=1)] == [ids[1]]
+    assert store.logs(session_id=session.id, after=ids[-1]) == []
     after = store.get_session(session.id)
     assert (after.next_run_at, after.last_scheduled_at, after.last_finished_at) == (started + 5 * US, at,
                                                                                    started + 4 * US)

@@ -377,17 +377,22 @@ class SqlStateStore(IntentsAndHolds):
         return [_run(row, tuple(by_run.get(row.id, ()))) for row in rows]
 
     def logs(self, *, session_id: int | None = None, run_id: int | None = None,
-             limit: int = 1000) -> list[tuple[int, LogLine]]:
+             limit: int = 1000, after: int | None = None) -> list[tuple[int, LogLine]]:
         lg = run_logs.c
-        query = select(lg.run_id, lg.at, lg.level, lg.message).order_by(lg.id.desc()).limit(limit)
+        query = select(lg.run_id, lg.at, lg.level, lg.message, lg.id)
+        if after is None:
+            query = query.order_by(lg.id.desc()).limit(limit)
+        else:
+            query = query.where(lg.id > after).order_by(lg.id).limit(limit)
         if session_id is not None:
             query = query.where(lg.session_id == session_id)
         if run_id is not None:
             query = query.where(lg.run_id == run_id)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        rows.reverse()
-        return [(row[0], LogLine(row[1], row[2], row[3])) for row in rows]
+        if after is None:
+            rows.reverse()
+        return [(row[0], LogLine(row[1], row[2], row[3], row[4])) for row in rows]
 
     def recover_interrupted(self, *, at: datetime) -> list[Run]:
         at = _utc(at)

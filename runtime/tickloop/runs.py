@@ -34,6 +34,8 @@ class LogLine:
     at: datetime
     level: str  # "info" | "error" | "debug"
     message: str
+    #: the store's id of the line (None until stored); ``Runtime.logs(after=id)`` pages on it
+    id: int | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

@@ -189,9 +189,11 @@ class Runtime:
         found = self.store.runs(session_id=session_id, status=status, limit=limit or 1_000_000, logs=True)
         return list(reversed(found))
 
-    def logs(self, *, session_id: int | None = None, run_id: int | None = None,
-             limit: int = 1000) -> list[tuple[int, LogLine]]:
-        return self.store.logs(session_id=session_id, run_id=run_id, limit=limit)
+    def logs(self, *, session_id: int | None = None, run_id: int | None = None, limit: int = 1000,
+             after: int | None = None) -> list[tuple[int, LogLine]]:
+        """Log lines as ``(run id, line)``, oldest first: the last ``limit``, or with ``after``
+        (a line's ``id``) the first ``limit`` lines after it, for following new ones."""
+        return self.store.logs(session_id=session_id, run_id=run_id, limit=limit, after=after)
 
     def portfolio(self, session_id: int) -> Portfolio:
         """What the session holds now, from its ledger (marked at venue prices when available)."""

@@ -143,9 +143,10 @@ class StateStore(Protocol):
              logs: bool = False) -> list[Run]:
         """Runs, newest first; with ``logs=True`` each carries its log lines."""
 
-    def logs(self, *, session_id: int | None = None, run_id: int | None = None,
-             limit: int = 1000) -> list[tuple[int, LogLine]]:
-        """``(run_id, line)`` pairs in the order they were logged (the last ``limit``)."""
+    def logs(self, *, session_id: int | None = None, run_id: int | None = None, limit: int = 1000,
+             after: int | None = None) -> list[tuple[int, LogLine]]:
+        """``(run_id, line)`` pairs in the order they were logged: the last ``limit``, or with
+        ``after`` (a line's id) the first ``limit`` after that line."""
 
     def recover_interrupted(self, *, at: datetime) -> list[Run]:
         """Finish the runs still ``running`` whose process died: with the outcome recorded by

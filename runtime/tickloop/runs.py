@@ -23,6 +23,18 @@ class RunKind(enum.StrEnum):
 
 
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, SKIPPED = RunStatus
+
+
+# Converters that skip the enum lookup for a member: a run record is built several times per run,
+# thousands of times a second.
+def _status(value: RunStatus | str) -> RunStatus:
+    return value if value.__class__ is RunStatus else RunStatus(value)  # type: ignore[return-value]
+
+
+def _kind(value: RunKind | str) -> RunKind:
+    return value if value.__class__ is RunKind else RunKind(value)  # type: ignore[return-value]
+
+
 STATUSES = tuple(RunStatus)
 KINDS = tuple(RunKind)
 
@@ -44,11 +56,11 @@ class Run:
 
     id: int
     session_id: int
-    kind: RunKind = attrs.field(converter=RunKind)
+    kind: RunKind = attrs.field(converter=_kind)
     scheduled_at: datetime
     started_at: datetime | None
     finished_at: datetime | None = None
-    status: RunStatus = attrs.field(default=RunStatus.RUNNING, converter=RunStatus)
+    status: RunStatus = attrs.field(default=RunStatus.RUNNING, converter=_status)
     error: str | None = None
     traceback: str | None = None
     logs: tuple[LogLine, ...] = ()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 
 import click
@@ -58,9 +57,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None, token: str | N
                   f" executor {rt.config.runtime.executor}; Ctrl-C to stop")
 
     rt.observe(EventPrinter(as_json=as_json))
-    # Objects alive after start-up live as long as serve: keeping them out of the collector's
-    # full passes shortens those pauses (15-20 ms -> about 2 ms at 5,000 sessions).
-    gc.freeze()
     rt.serve(stop=stop, ready=ready)
     err.print("tickloop serve: stopped")
 

@@ -31,14 +31,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 
 from croniter import croniter
 
 from tickloop.schedule import Schedule, next_run
 
-UTC = timezone.utc
+UTC = UTC
 FAST_PATH_TARGET_US = 2.0
 
 

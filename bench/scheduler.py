@@ -76,6 +76,7 @@ import tempfile
 import threading
 import time
 from array import array
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -234,13 +235,13 @@ def child_tickloop(n: int, seconds: float, schedule: str, warmup: float, phases:
                 # were started: spread over the seconds creating them took. Pausing them all and
                 # resuming them all at one instant T keeps those phases (a rolling session resumes
                 # at its next point at or after T) without the burst of first runs at serve().
-                from datetime import datetime, timedelta, timezone
+                from datetime import datetime, timedelta
 
                 s0 = time.perf_counter()
                 for sid in ids:
                     rt.pause(sid)
                 paused_s = time.perf_counter() - s0
-                resume_at = datetime.now(timezone.utc) + timedelta(seconds=1.5 * paused_s + 2)
+                resume_at = datetime.now(UTC) + timedelta(seconds=1.5 * paused_s + 2)
                 for sid in ids:
                     rt.resume(sid, now=resume_at)
                 spread_s = time.perf_counter() - s0
@@ -325,11 +326,9 @@ def aps_noop() -> float:
 
 
 def child_aps(n: int, seconds: float, store: str, warmup: float, phases: str) -> dict[str, Any]:
-    from datetime import timezone
 
     import apscheduler
-    from apscheduler.events import (EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES,
-                                    EVENT_JOB_MISSED)
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
     from apscheduler.schedulers.background import BackgroundScheduler
 
     rec = Recorder(int(n * (seconds + 5) * 1.2) + 1000)
@@ -374,7 +373,7 @@ def child_aps(n: int, seconds: float, store: str, warmup: float, phases: str) ->
                     cursor.close()
             jobstore = SQLAlchemyJobStore(engine=engine)
         scheduler = BackgroundScheduler(
-            jobstores={"default": jobstore}, timezone=timezone.utc,
+            jobstores={"default": jobstore}, timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600})
         scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
                                | EVENT_JOB_ERROR)
@@ -386,7 +385,7 @@ def child_aps(n: int, seconds: float, store: str, warmup: float, phases: str) ->
             # were taken this way; nothing else gives a p99 lateness under a millisecond).
             from datetime import datetime, timedelta
 
-            base = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+            base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
             for i in range(n):
                 scheduler.add_job(aps_noop, "interval", seconds=1, id=f"j{i}",
                                   start_date=base + timedelta(seconds=i / n))

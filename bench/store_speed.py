@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy
@@ -31,7 +31,7 @@ from tickloop.store import NewSession, RunFinish, RunStart
 from tickloop_sql.sqlite import BUSY_TIMEOUT_SECONDS, open_store
 
 BATCHES = (1, 10, 100, 1000)
-T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 def bench_store(folder: Path, batch: int, total: int, sessions: int, logs: int) -> dict[str, float]:

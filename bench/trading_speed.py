@@ -24,7 +24,8 @@ import json
 import statistics
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tickloop.actions import ORDER, Action
 

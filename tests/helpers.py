@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def tickloop(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,

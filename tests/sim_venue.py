@@ -17,8 +17,9 @@ import itertools
 import json
 import os
 import threading
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import tickloop
 from tickloop.actions import CANCEL, ORDER, Action, Execution, Fill

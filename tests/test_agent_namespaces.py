@@ -8,7 +8,6 @@ replaced the SDK the Hyperliquid venue signs other sessions' orders with.
 from __future__ import annotations
 
 import json
-import pickle
 import subprocess
 import sys
 import textwrap

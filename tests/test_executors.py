@@ -8,9 +8,10 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 import psutil
@@ -21,16 +22,16 @@ from tickloop import hookimpl
 from tickloop.agents import AgentLoader
 from tickloop.config import Config, MemorySection, PluginsSection, RuntimeSection
 from tickloop.errors import UnknownAgentError
-from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 from tickloop.memory import MemoryItem
 from tickloop.pluginmanager import NAME, PluginManager, make_plugin_manager
 from tickloop.portfolio import Portfolio
 from tickloop.registry import Registry
+from tickloop.runner import RunEnvironment, RunJob, RunOutcome
 from tickloop.runs import FAILED, SUCCEEDED, TIMED_OUT, LogLine
 from tickloop_executors.inline import InlineExecutor
 from tickloop_executors.process import ProcessExecutor
 
-NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 WALLET = "0x" + "ab" * 20
 RESULT_TIMEOUT = 30  # seconds a test waits for a future before it counts as a hang
 

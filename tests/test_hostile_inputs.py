@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result

@@ -7,14 +7,14 @@ import os
 import pickle
 import struct
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tickloop.runs import FAILED, SUCCEEDED, LogLine
 from tickloop.store import RunFinish
 from tickloop_sql.journal import RunJournal
 
-T = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def _finishes() -> list[RunFinish]:
@@ -30,7 +30,7 @@ def test_a_finished_run_reads_back_equal(tmp_path: Path) -> None:
     replayed = RunJournal(tmp_path / "j").replay()
     assert replayed == _finishes()
     assert [type(f.status).__name__ for f in replayed] == ["RunStatus", "RunStatus"]
-    assert replayed[0].logs[0].at.tzinfo == timezone.utc
+    assert replayed[0].logs[0].at.tzinfo == UTC
     journal.committed({7, 8})
     assert RunJournal(tmp_path / "j").replay() == []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -643,7 +643,7 @@ def test_dca_agent_enforces_daily_cap() -> None:
         agent = context("dca", backend, settings=settings)
         dca.run(agent)
         messages += [line.message for line in agent.logs]
-    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
     assert messages[0] == (f"Order 1 of 2 on {day}: would buy $25.00 of WBTC with USDC "
                            f"(slippage tolerance 0.5%) to treasury {ETH_ADDRESS}")
     assert messages[1].startswith(f"Order 2 of 2 on {day}: would buy")

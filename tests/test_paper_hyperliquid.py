@@ -8,8 +8,9 @@ nonces and Hyperliquid's order rules, and answers in Hyperliquid's shapes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import attrs
 import pytest

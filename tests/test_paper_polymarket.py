@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
 from py_clob_client_v2 import ClobClient
-from py_clob_client_v2.clob_types import (ApiCreds, CreateOrderOptions, MarketOrderArgsV2, OpenOrderParams, OrderArgsV2,
-                                          OrderMarketCancelParams, OrderPayload, OrderType,
-                                          PartialCreateOrderOptions)
+from py_clob_client_v2.clob_types import (
+    ApiCreds,
+    CreateOrderOptions,
+    MarketOrderArgsV2,
+    OpenOrderParams,
+    OrderArgsV2,
+    OrderMarketCancelParams,
+    OrderPayload,
+    OrderType,
+    PartialCreateOrderOptions,
+)
 from py_clob_client_v2.exceptions import PolyApiException, PolyException
 
 from tickloop_paper import start_exchanges

@@ -17,6 +17,7 @@ from hyperliquid.exchange import Exchange
 from hyperliquid.info import Info
 
 import tickloop_hyperliquid
+from helpers import tickloop
 from tickloop.errors import TickloopError
 from tickloop.intents import NewIntent, Owner
 from tickloop.ledger import Book
@@ -24,8 +25,6 @@ from tickloop.reconcile import AGREES, BUSY, DIFFERS, UNREACHABLE
 from tickloop.testing import T0
 from tickloop_paper import local_exchanges
 from tickloop_paper.server import Fault
-
-from helpers import tickloop
 
 D = Decimal
 M = timedelta(minutes=1)

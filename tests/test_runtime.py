@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 import tickloop
-from tickloop.errors import SettingsError, TransitionError, TickloopError, UnknownAgentError, UnknownBackendError
+from tickloop.errors import SettingsError, TickloopError, TransitionError, UnknownAgentError, UnknownBackendError
 from tickloop.testing import T0
 
 WALLET = "0x" + "ab" * 20

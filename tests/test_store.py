@@ -8,9 +8,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import attrs
 import pytest
@@ -28,7 +29,7 @@ from tickloop_sql import tables
 from tickloop_sql.sqlite import DatagramNotifier, open_store
 from tickloop_sql.store import INTERRUPTED, SqlStateStore
 
-T0 = datetime(2026, 1, 5, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 12, 0, 0, 123456, tzinfo=UTC)
 CET = timezone(timedelta(hours=1))
 US = timedelta(microseconds=1)
 
@@ -99,7 +100,7 @@ def test_sessions_runs_logs_and_transitions_round_trip_exactly(store: SqlStateSt
     assert start.action == "start" and (start.from_state, start.to_state) == (State.CREATED, State.RUNNING)
     loaded = store.get_session(session.id)
     assert loaded == session
-    assert loaded.created_at == at and loaded.created_at.tzinfo == timezone.utc
+    assert loaded.created_at == at and loaded.created_at.tzinfo == UTC
     assert loaded.next_run_at == at + US and loaded.schedule == Schedule.fixed(0.01)
     assert loaded.settings == {"size": 1.5, "tags": ["a", "b"]} and loaded.allocation == "1000000"
     cron, _ = store.create_session(new("other", schedule=Schedule.from_cron("*/5 * * * *", "Europe/Berlin"),
@@ -109,9 +110,9 @@ def test_sessions_runs_logs_and_transitions_round_trip_exactly(store: SqlStateSt
     paused, pause = store.transition(session.id, "pause", at=at + 2 * US, reason="by hand")
     assert paused.state is State.PAUSED and pause.at == at + 2 * US
     assert store.transitions(session.id) == [start, pause]
-    assert [t.at.tzinfo for t in store.transitions(session.id)] == [timezone.utc, timezone.utc]
+    assert [t.at.tzinfo for t in store.transitions(session.id)] == [UTC, UTC]
 
-    started = datetime(2026, 1, 5, 12, 0, 1, 1, tzinfo=timezone.utc)
+    started = datetime(2026, 1, 5, 12, 0, 1, 1, tzinfo=UTC)
     [run] = store.start_runs([RunStart(session.id, "run", at, started)])
     assert (run.status, run.finished_at, run.logs) == (RUNNING, None, ())
     assert store.get_run(run.id) == run
@@ -122,7 +123,7 @@ def test_sessions_runs_logs_and_transitions_round_trip_exactly(store: SqlStateSt
     done = store.get_run(run.id)
     assert (done.status, done.finished_at, done.error, done.traceback) == (FAILED, started + 4 * US, "boom",
                                                                           "Traceback ...")
-    assert done.logs == lines and all(line.at.tzinfo == timezone.utc for line in done.logs)
+    assert done.logs == lines and all(line.at.tzinfo == UTC for line in done.logs)
     assert store.runs(session_id=session.id, logs=True) == [done]
     assert store.runs(session_id=session.id) == [attrs.evolve(done, logs=())]
     assert store.logs(session_id=session.id) == [(run.id, line) for line in lines]
@@ -379,7 +380,7 @@ def test_threads_share_one_store_without_locking_errors(store: SqlStateStore) ->
                 store.transition(sid, "pause" if i % 2 == 0 else "resume", at=T0)
                 store.list_sessions()
                 store.runs(session_id=sid, logs=True, limit=10)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(sid,)) for sid in sessions]

@@ -31,15 +31,16 @@ import random
 import sqlite3
 import time
 from bisect import bisect_right
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import diskcache
 
 from tickloop.memory import LIST_LIMIT, MemoryItem
 from tickloop.text import storable
 
-__all__ = ["DiskcacheMemory", "PAGE_MAX", "SETTINGS", "open_cache"]
+__all__ = ["PAGE_MAX", "SETTINGS", "DiskcacheMemory", "open_cache"]
 
 #: Most keys in one index page; a page that grows beyond it splits in two.
 PAGE_MAX = 128  # a pickled page of short keys fits in one 4 KiB SQLite page

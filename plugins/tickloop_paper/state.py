@@ -15,8 +15,9 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 
 class ExchangeState:

@@ -19,8 +19,8 @@ hookimpl = pluggy.HookimplMarker(NAME)
 if TYPE_CHECKING:
     from tickloop.context import AgentContext
     from tickloop.errors import TickloopError
-    from tickloop.runtime import Runtime
     from tickloop.results import Result
+    from tickloop.runtime import Runtime
 
 _LAZY = {
     "Runtime": "tickloop.runtime",
@@ -29,7 +29,7 @@ _LAZY = {
     "TickloopError": "tickloop.errors",
 }
 
-__all__ = ["NAME", "AgentContext", "Result", "Runtime", "TickloopError", "hookimpl", "__version__"]
+__all__ = ["NAME", "AgentContext", "Result", "Runtime", "TickloopError", "__version__", "hookimpl"]
 
 
 def __getattr__(name: str) -> Any:

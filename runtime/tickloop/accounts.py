@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING
 
 from tickloop.errors import NotFoundError, TickloopError
 from tickloop.ranges import is_raw_amount
-from tickloop.wallets import DEFAULT_PASSWORD_ENV, WalletKind, Wallet, address_from_env, address_from_keystore
-from tickloop.wallets import new_paper_key
+from tickloop.wallets import (
+    DEFAULT_PASSWORD_ENV,
+    Wallet,
+    WalletKind,
+    address_from_env,
+    address_from_keystore,
+    new_paper_key,
+)
 
 if TYPE_CHECKING:
     from tickloop.agents import Agent

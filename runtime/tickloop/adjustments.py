@@ -21,8 +21,16 @@ import attrs
 
 from tickloop.errors import TickloopError
 from tickloop.ledger import LedgerEntry
-from tickloop.reconcile import (BUSY, SETTLE_SECONDS, UNREACHABLE, Difference, Reconciliation, num,
-                                compare_account, reconcile)
+from tickloop.reconcile import (
+    BUSY,
+    SETTLE_SECONDS,
+    UNREACHABLE,
+    Difference,
+    Reconciliation,
+    compare_account,
+    num,
+    reconcile,
+)
 from tickloop.recovery import recover
 
 if TYPE_CHECKING:

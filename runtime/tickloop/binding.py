@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from tickloop.actions import MESSAGE, TRANSACTION, Action
 from tickloop.channel import Call, Target
@@ -168,7 +169,7 @@ class RunBinding:
         except (TypeError, ValueError):
             return Result.fail(f"{method}: expiresAt must be an ISO 8601 time, got {expires!r}")
         if expires_at is not None and expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.replace(tzinfo=UTC)
         venue = "solana" if network == "solana" else "evm"
         return self._route(Action(venue=venue, kind=TRANSACTION, method=method, params=body,
                                   session_id=self.job.session_id, wallet=self.job.wallet, expires_at=expires_at,

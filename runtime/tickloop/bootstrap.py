@@ -9,7 +9,8 @@ executor's workers all build them here, so they cannot differ.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import attrs
 

@@ -16,7 +16,8 @@ This module holds the agent's side: the call record and the proxies ``agent.memo
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 

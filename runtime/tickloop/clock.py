@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 from tickloop.errors import TickloopError
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(value: datetime) -> datetime:

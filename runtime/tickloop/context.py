@@ -7,8 +7,9 @@ import; snake_case aliases are provided for the camelCase attributes.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from tickloop.channel import Call, Channel, ChannelMemory, Target, VenueProxy, plain
 from tickloop.memory import Memory
@@ -88,7 +89,7 @@ class AgentContext:
         self.memory = memory
         self.platforms = platforms or Platforms()
         self.logs: list[LogLine] = []
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._on_log = on_log
         self._channel = channel
 

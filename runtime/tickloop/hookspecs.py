@@ -9,7 +9,8 @@ implementation may accept fewer arguments than the spec declares.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     from tickloop.actions import Action, Execution
     from tickloop.config import Config
     from tickloop.context import AgentContext
-    from tickloop.runner import RunJob, RunOutcome
     from tickloop.registry import Backend
+    from tickloop.runner import RunJob, RunOutcome
     from tickloop.runs import Run
     from tickloop.sessions import Hold, Session, Transition
     from tickloop.suggestions import Suggestion

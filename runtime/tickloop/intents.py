@@ -30,7 +30,6 @@ import attrs
 from tickloop.actions import Action, Execution
 
 
-
 class IntentStatus(enum.StrEnum):
     SENDING = "sending"
     EXECUTED = "executed"

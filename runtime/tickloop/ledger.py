@@ -13,9 +13,10 @@ fees for perps (margin), and by the traded value plus fees for spot and outcome 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 import attrs
 

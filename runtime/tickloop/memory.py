@@ -9,7 +9,8 @@ way whichever backend is configured.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import attrs
 
@@ -62,7 +63,7 @@ class Memory:
     ``shared=False`` (the default) addresses the session's memory, ``shared=True`` the agent's.
     """
 
-    __slots__ = ("_backend", "_session", "_agent", "_now")
+    __slots__ = ("_agent", "_backend", "_now", "_session")
 
     def __init__(self, backend: MemoryBackend, *, session_id: int, agent: str, now: Callable[[], float]) -> None:
         self._backend = backend

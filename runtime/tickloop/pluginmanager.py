@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pluggy
 

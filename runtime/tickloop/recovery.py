@@ -19,14 +19,17 @@ Only work whose owner is dead is touched (host, pid and start time; see
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tickloop.actions import Execution
 from tickloop.intents import EXECUTED, FAILED, SENDING, Found, Intent, Owner
-from tickloop.suggestions import APPROVED, EXECUTED as SUGGESTION_EXECUTED, FAILED as SUGGESTION_FAILED, Suggestion
+from tickloop.suggestions import APPROVED, Suggestion
+from tickloop.suggestions import EXECUTED as SUGGESTION_EXECUTED
+from tickloop.suggestions import FAILED as SUGGESTION_FAILED
 
 if TYPE_CHECKING:
     from tickloop.venues import Gateway

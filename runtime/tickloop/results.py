@@ -6,8 +6,8 @@ Agents read results the way the Circuit SDK's response models are read (``r.succ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import attrs
 

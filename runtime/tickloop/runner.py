@@ -5,9 +5,10 @@ side of a run (:class:`RunEnvironment`: its channel's binding, the gateway, the 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -138,7 +139,7 @@ class RunEnvironment:
                                                 key="suggestions.store").factory(self.config, store)
                 self._gateway = Gateway(hook=self.hook, config=self.config, store=store, suggestions=suggestions,
                                         venues=Venues(self.registry, self.config, hook=self.hook),
-                                        clock=lambda: datetime.now(timezone.utc))
+                                        clock=lambda: datetime.now(UTC))
             gateway = self._gateway
         return gateway if clock is None else gateway.with_clock(clock)
 
@@ -248,4 +249,4 @@ def _venue_residue(gateway: Gateway, session: Session, log: Callable[[str, bool]
 def _clock(frozen: datetime | None) -> Callable[[], datetime]:
     if frozen is not None:
         return lambda: frozen
-    return lambda: datetime.now(timezone.utc)
+    return lambda: datetime.now(UTC)

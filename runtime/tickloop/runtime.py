@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-from tickloop import bootstrap, schedule as schedules, serving
+from tickloop import bootstrap, serving
+from tickloop import schedule as schedules
 from tickloop.accounts import Accounts, canonical_address, checked_allocation
 from tickloop.adjustments import Resolution
 from tickloop.agents import Agent

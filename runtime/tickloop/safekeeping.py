@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
-from tickloop import adjustments, reconcile as reconciling
+from tickloop import adjustments
+from tickloop import reconcile as reconciling
 from tickloop.errors import TickloopError
 from tickloop.recovery import RecoveryReport, is_dead, recover
 from tickloop.suggestions import APPROVED, EXECUTED, Suggestion, refusal

@@ -12,9 +12,9 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime, timedelta
-from typing import Callable
 
 import attrs
 

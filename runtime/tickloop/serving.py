@@ -10,9 +10,10 @@ import gc
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from tickloop.runner import RunOutcome
 from tickloop.runs import Run

@@ -18,13 +18,13 @@ which asks the venue what became of its order (by the client id of its intent) a
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from tickloop.actions import Action
-
 
 
 class SuggestionStatus(enum.StrEnum):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import textwrap
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 MINIMAL_MANIFEST: dict[str, Any] = {
     "name": "probe",

@@ -33,7 +33,6 @@ from tickloop.errors import InputError, TickloopError
 from tickloop.files import read_text
 
 
-
 class WalletKind(enum.StrEnum):
     PAPER = "paper"
     ENV = "env"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,7 +102,7 @@ def test_approving_a_closing_order_elsewhere_lets_serve_finish_a_manual_unwind(t
     (tickloop_home / "tickloop.toml").write_text(
         '[runtime]\nexecutor = "inline"\n[memory]\nbackend = "diskcache"\n[plugins]\nload = ["sim_venue"]\n')
     sim_venue.reset()
-    rt = make_runtime(memory="diskcache", clock=lambda: datetime.now(timezone.utc))
+    rt = make_runtime(memory="diskcache", clock=lambda: datetime.now(UTC))
     s = rt.start_session(str(agent_folder(MANUAL)), WALLET, mode="manual")
     server = serve(tickloop_home, env)
     server.ready()

@@ -14,15 +14,24 @@ import fcntl
 import os
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import requests
+from paper_helpers import (
+    approve,
+    arm,
+    assert_books_match_the_exchange,
+    configure,
+    disarm,
+    kill,
+    ledger_holds,
+    orders_placed,
+    position,
+)
 
 from helpers import tickloop, wait_until
-from paper_helpers import (approve, arm, assert_books_match_the_exchange, configure, disarm, kill, ledger_holds,
-                           orders_placed, position)
 from tickloop.intents import SENDING, Owner
 from tickloop.testing import T0
 from tickloop_paper.polymarket import SEED_MARKETS, condition_id, token_id
@@ -220,9 +229,9 @@ def test_a_running_serve_recovers_an_approval_killed_elsewhere(tickloop_home, ag
                                                               serve):
     configure(tickloop_home, paper, extra="recovery_interval_seconds = 0.5\n")
     # On the real clock: the suggestion's run is the latest, so serve's next run is 15 minutes away.
-    rt = make_runtime(memory="diskcache", clock=lambda: datetime.now(timezone.utc))
+    rt = make_runtime(memory="diskcache", clock=lambda: datetime.now(UTC))
     s = manual_session(rt, agent_folder)
-    suggestion = the_suggestion(rt, s.id, datetime.now(timezone.utc))
+    suggestion = the_suggestion(rt, s.id, datetime.now(UTC))
     server = serve(tickloop_home)
     server.ready()
     arm(paper["hyperliquid"], kind="stall", path="/exchange", seconds=60)

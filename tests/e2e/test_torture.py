@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paper_helpers import approve, arm, configure, disarm, kill, ledger_holds, orders_placed, position
 
 from helpers import tickloop, wait_until
-from paper_helpers import approve, arm, configure, disarm, kill, ledger_holds, orders_placed, position
 from tickloop.intents import SENDING
 from tickloop.runs import STATUSES
 from tickloop.sessions import TRANSITIONS, State

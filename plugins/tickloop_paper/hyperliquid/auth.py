@@ -48,7 +48,7 @@ def l1_user(doc: dict[str, Any], body: SignedBody, now: int) -> str:
     try:
         signer = recover_agent_or_user_from_l1_action(body.action, body.signature, body.vault, body.nonce,
                                                       body.expires, False).lower()
-    except Exception as exc:  # noqa: BLE001 - any malformed signature is an invalid one
+    except Exception as exc:
         raise Refused(f"Invalid signature: {type(exc).__name__}") from None
     user = acting_user(doc, signer)
     if user is None:
@@ -75,7 +75,7 @@ def user_signer(doc: dict[str, Any], body: SignedBody, now: int) -> str:
         raise Refused("the action's nonce must equal the request's nonce, and signatureChainId must be set")
     try:
         signer = recover_user_from_user_signed_action(message, body.signature, types, primary, False).lower()
-    except Exception as exc:  # noqa: BLE001 - any malformed signature is an invalid one
+    except Exception as exc:
         raise Refused(f"Invalid signature: {type(exc).__name__}") from None
     if signer not in doc["accounts"]:
         raise Refused(f"Must deposit before performing actions. User: {signer}")

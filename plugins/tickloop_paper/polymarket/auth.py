@@ -60,7 +60,7 @@ def l1(r: Request) -> tuple[str, int]:
                  "message": {"address": to_checksum_address(address), "timestamp": timestamp, "nonce": nonce,
                              "message": CLOB_AUTH_MESSAGE}}
         signer = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
-    except Exception:  # noqa: BLE001 - whatever is malformed, the headers are invalid
+    except Exception:
         raise ApiError(401, BAD_L1) from None
     if signer.lower() != address.lower() or not timestamp.isdigit():
         raise ApiError(401, BAD_L1)
@@ -137,7 +137,7 @@ def signed_order(order: dict[str, Any], tid: str, side: str, neg_risk: bool, add
         raise ApiError(400, "Invalid order payload: the paper exchange accepts signature type 0 (EOA) only")
     try:
         recovered = Account.recover_message(signable, signature=order["signature"])
-    except Exception:  # noqa: BLE001 - whatever is malformed, the signature is invalid
+    except Exception:
         raise ApiError(400, "invalid signature") from None
     if recovered.lower() != str(order["signer"]).lower() or recovered.lower() != str(order["maker"]).lower():
         raise ApiError(400, "invalid signature")

@@ -42,7 +42,7 @@ class Group(click.Group):
             if exc.errno == errno.EPIPE:
                 raise  # click's main() handles a closed pipe (`tickloop logs | head`)
             _internal_error(ctx, exc)
-        except Exception as exc:  # noqa: BLE001 - the last resort: a bug becomes one line and a saved traceback
+        except Exception as exc:
             _internal_error(ctx, exc)
 
 

@@ -1,9 +1,33 @@
-"""The state store interface: sessions, their audit trail, runs and run logs.
+"""The state store interface: sessions, their audit trail, runs and run logs, wallets, the ledger,
+intents and holds.
 
 A store is a plugin (``tickloop_register_state_stores``), chosen by the scheme of
 ``[state] url``. The built-in ``sqlite`` store keeps everything in one SQLite file (WAL); a
 PostgreSQL store implements the same interface for many nodes. Every method that writes
 commits before it returns: what it returned is durable.
+
+A store plugin implements :class:`StateStore`; its users ask for the narrow protocol they need:
+
+==================  =====================================================  ==========================================
+protocol            holds                                                  used by
+==================  =====================================================  ==========================================
+``SessionStore``    sessions and their audit trail (transitions)           the runtime (lifecycle, queries), the
+                                                                           scheduler, the gateway and venue plugins
+                                                                           (reads), reconcile, recovery, safekeeping
+``RunStore``        runs and their log lines: batched starts and           the scheduler (writes, recovery at start),
+                    finishes, the crash journal, reads                     the runtime (``runs``, ``logs``)
+``WalletStore``     wallets, their paper funds, their sessions'            the runtime (wallets, paper funding), the
+                    allocations                                            CLI, the gateway, the runner, reconcile,
+                                                                           recovery, venue plugins (``get_wallet``)
+``LedgerStore``     ledger entries (allocations, fills, adjustments),      the gateway (books, margin), venue and
+                    resting orders, the accounts sessions traded on        closer plugins, reconcile, adjustments
+``IntentStore``     intents: actions recorded before they are sent         the gateway, recovery, reconcile
+``HoldStore``       reconciliation's holds on sessions                     reconcile, safekeeping, the scheduler
+``ChangeFeed``      what changed since the scheduler last looked, and      the scheduler
+                    a wake-up when another process changes a session
+``StoreHandle``     the open store: its URL, ownership by the one          the runtime (open, ``serve``, close), the
+                    ``serve`` process, closing                             CLI, the runner
+==================  =====================================================  ==========================================
 
 Ids (sessions, runs, suggestions) are positive 64-bit integers, at most :data:`MAX_ID`; a store
 answers a lookup of any other integer as of an id that does not exist (``NotFoundError``, or
@@ -80,12 +104,8 @@ class RunFinish:
     last_scheduled_at: datetime | None = None
 
 
-class StateStore(Protocol):
-    """What a state store plugin provides."""
-
-    url: str
-
-    # -- sessions ------------------------------------------------------------------------------
+class SessionStore(Protocol):
+    """Sessions and their audit trail."""
 
     def create_session(self, new: NewSession) -> tuple[Session, Transition]:
         """Insert a session and move it ``created -> running`` (one ``start`` transition row) and
@@ -118,10 +138,9 @@ class StateStore(Protocol):
     def transitions(self, session_id: int) -> list[Transition]:
         """The session's audit trail, oldest first."""
 
-    def sessions_revision(self) -> int:
-        """A number that changes whenever any session is created or changes state (any process)."""
 
-    # -- runs ----------------------------------------------------------------------------------
+class RunStore(Protocol):
+    """Runs and their log lines."""
 
     def start_runs(self, starts: Sequence[RunStart]) -> list[Run]:
         """Record runs as ``running`` in one transaction; returns them with their ids, in order."""
@@ -153,7 +172,9 @@ class StateStore(Protocol):
         :meth:`record_finished` when there is one, else ``failed`` with an "interrupted" error;
         returns them. Called by the owner at start-up."""
 
-    # -- wallets and the ledger ----------------------------------------------------------------
+
+class WalletStore(Protocol):
+    """Wallets, their paper funds and what their open sessions have allocated."""
 
     def add_wallet(self, wallet: Wallet) -> Wallet:
         """Store a wallet; :class:`tickloop.errors.TickloopError` if its address is known."""
@@ -176,20 +197,16 @@ class StateStore(Protocol):
     def allocated(self, address: str) -> dict[tuple[str, str], int]:
         """The allocations of the wallet's open sessions, summed by ``(network, asset)``."""
 
+
+class LedgerStore(Protocol):
+    """The per-session ledger (allocations, fills, adjustments) and the orders sessions placed."""
+
     def record_ledger(self, entries: Sequence[LedgerEntry], *,
                       orders: Sequence[tuple[str, str, int]] = ()) -> None:
         """Append ledger entries and record resting orders ``(venue, order_id, session_id)``."""
 
     def ledger(self, session_ids: Sequence[int]) -> list[LedgerEntry]:
         """The ledger entries of these sessions, in the order recorded."""
-
-    def ledger_sessions(self, after_id: int = 0) -> tuple[int, set[int]]:
-        """The sessions with ledger entries recorded after entry ``after_id``, and the id of the
-        last entry (the ledger is append-only: the scheduler keeps a set of sessions with
-        entries up to date from this, and reads no ledger for the others)."""
-
-    def order_session(self, venue: str, order_id: str) -> int | None:
-        """The session that placed an order, or None."""
 
     def session_orders(self, session_id: int, venue: str | None = None) -> list[tuple[str, str]]:
         """``(venue, order_id)`` of the orders a session placed."""
@@ -198,7 +215,9 @@ class StateStore(Protocol):
         """``(wallet, venue)`` of every account sessions traded on: wallets with ledger entries
         of a venue, orders or intents (what reconciliation compares)."""
 
-    # -- intents and holds ---------------------------------------------------------------------
+
+class IntentStore(Protocol):
+    """Intents: every action recorded before it is sent, and settled once."""
 
     def begin_intent(self, new: NewIntent) -> Intent:
         """Record an action about to be sent (status ``sending``); committed before it returns."""
@@ -207,14 +226,19 @@ class StateStore(Protocol):
                       orders: Sequence[tuple[str, str, int]] = (), result: Any = None,
                       error: str | None = None) -> bool:
         """In one transaction: move the intent ``sending`` → ``status`` (compare-and-set) and book
-        ``entries`` and resting ``orders`` as :meth:`record_ledger` does. Returns False, writing
-        nothing, when the intent was no longer ``sending`` (another process settled it)."""
+        ``entries`` and resting ``orders`` as :meth:`LedgerStore.record_ledger` does. Returns
+        False, writing nothing, when the intent was no longer ``sending`` (another process
+        settled it)."""
 
     def intents(self, *, status: str | None = None, session_id: int | None = None,
                 suggestion_id: int | None = None, wallet: str | None = None, venue: str | None = None,
                 after_id: int = 0, newest: bool = False, limit: int = 1000) -> list[Intent]:
         """Intents, oldest first (``newest``: newest first), filtered (``after_id``: only newer
         ones)."""
+
+
+class HoldStore(Protocol):
+    """Reconciliation's holds: sessions the scheduler does not run until they are released."""
 
     def hold(self, session_id: int, *, reason: str, at: datetime) -> Hold:
         """Hold the session (or update the reason of its hold; ``since`` is kept). Changes the
@@ -226,7 +250,26 @@ class StateStore(Protocol):
     def holds(self) -> dict[int, Hold]:
         """Every hold, by session id."""
 
-    # -- ownership and change notification -----------------------------------------------------
+
+class ChangeFeed(Protocol):
+    """What changed since the scheduler last looked, read cheaply on every pass of its loop."""
+
+    def sessions_revision(self) -> int:
+        """A number that changes whenever any session is created or changes state (any process)."""
+
+    def ledger_sessions(self, after_id: int = 0) -> tuple[int, set[int]]:
+        """The sessions with ledger entries recorded after entry ``after_id``, and the id of the
+        last entry (the ledger is append-only: the scheduler keeps a set of sessions with
+        entries up to date from this, and reads no ledger for the others)."""
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from another thread) whenever another process changed a session."""
+
+
+class StoreHandle(Protocol):
+    """The open store itself: where it is, who owns it, closing it."""
+
+    url: str
 
     def acquire_owner(self) -> None:
         """Become the one ``serve`` process of this store, until :meth:`close` or process exit.
@@ -234,8 +277,10 @@ class StateStore(Protocol):
         Raises :class:`tickloop.errors.StoreLockedError` naming the owner when another has it.
         """
 
-    def listen(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (from another thread) whenever another process changed a session."""
-
     def close(self) -> None:
         """Release the connection, the ownership and the listener."""
+
+
+class StateStore(SessionStore, RunStore, WalletStore, LedgerStore, IntentStore, HoldStore, ChangeFeed, StoreHandle,
+                 Protocol):
+    """What a state store plugin provides: every protocol above."""

@@ -161,7 +161,7 @@ def test_an_order_tickloop_does_not_know_is_found_and_closing_cancels_it(rt, exc
     assert found.held == (s.id,)
     done = rt.close_difference(s.id)
     assert done.released and Info(exchange.url, skip_ws=True).open_orders(wallet) == []
-    assert rt.store.order_session("hyperliquid", oid) == s.id
+    assert ("hyperliquid", oid) in rt.store.session_orders(s.id, "hyperliquid")
 
 
 def test_an_unreachable_venue_is_reported_and_changes_no_hold(rt, exchange, agent_folder):

@@ -26,8 +26,10 @@ from tickloop.schedule import Schedule
 from tickloop.sessions import ACTIONS, TRANSITIONS, State, Transition
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
 from tickloop_sql import tables
-from tickloop_sql.sqlite import DatagramNotifier, open_store
-from tickloop_sql.store import INTERRUPTED, SqlStateStore
+from tickloop_sql.notifier import DatagramNotifier
+from tickloop_sql.runwriter import INTERRUPTED
+from tickloop_sql.sqlite import open_store
+from tickloop_sql.store import SqlStateStore
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, 123456, tzinfo=UTC)
 CET = timezone(timedelta(hours=1))

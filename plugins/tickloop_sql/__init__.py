@@ -3,8 +3,8 @@ suggestion store that shares its database.
 
 Sessions, their transitions, runs and run logs live in one SQLite file, ``<home>/state.db`` by
 default (``[state] url = "sqlite:///PATH"``; a relative PATH is taken from the home folder). See
-:mod:`tickloop_sql.store` for the queries and :mod:`tickloop_sql.sqlite` for the engine set-up,
-the owner lock and the change notification.
+:mod:`tickloop_sql.store` for the store and the modules of its parts, and :mod:`tickloop_sql.sqlite`
+for the engine set-up, the owner lock and the change notification.
 """
 
 from __future__ import annotations

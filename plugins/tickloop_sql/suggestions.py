@@ -16,8 +16,9 @@ from tickloop.actions import Action
 from tickloop.errors import NotFoundError
 from tickloop.suggestions import Suggestion
 from tickloop.jsondata import from_data, to_data
-from tickloop_sql.store import SqlStateStore, _utc
-from tickloop_sql.tables import suggestions
+from tickloop_sql.connections import new_id
+from tickloop_sql.store import SqlStateStore
+from tickloop_sql.tables import suggestions, utc
 
 
 class SqlSuggestionStore:
@@ -31,9 +32,9 @@ class SqlSuggestionStore:
 
     def create(self, action: Action, *, at: datetime, expires_at: datetime | None) -> Suggestion:
         row = {"session_id": action.session_id, "action": to_data(action), "status": st.PENDING,
-               "created_at": _utc(at), "expires_at": _utc(expires_at) if expires_at is not None else None}
+               "created_at": utc(at), "expires_at": utc(expires_at) if expires_at is not None else None}
         with self._writer.begin() as conn:
-            suggestion_id = conn.execute(insert(suggestions).values(row)).inserted_primary_key[0]
+            suggestion_id = new_id(conn.execute(insert(suggestions).values(row)))
         return Suggestion(id=suggestion_id, session_id=action.session_id, action=action, status=st.PENDING,
                           created_at=row["created_at"], expires_at=row["expires_at"])
 
@@ -56,7 +57,7 @@ class SqlSuggestionStore:
 
     def decide(self, suggestion_id: int, to: str, *, at: datetime, by: str | None = None) -> Suggestion | None:
         c = suggestions.c
-        at = _utc(at)
+        at = utc(at)
         where = [c.id == suggestion_id, c.status == st.PENDING, c.deleted_at.is_(None)]
         if to != st.EXPIRED:
             where.append((c.expires_at.is_(None)) | (c.expires_at > at))
@@ -70,7 +71,7 @@ class SqlSuggestionStore:
         c = suggestions.c
         with self._writer.begin() as conn:
             row = conn.execute(update(suggestions).where(c.id == suggestion_id, c.status == st.APPROVED)
-                               .values(status=to, executed_at=_utc(at), result=result, error=error)
+                               .values(status=to, executed_at=utc(at), result=result, error=error)
                                .returning(*suggestions.c)).first()
         if row is None:
             raise NotFoundError(f"suggestion {suggestion_id} is not approved; its execution cannot be recorded")
@@ -92,12 +93,13 @@ class SqlSuggestionStore:
         c = suggestions.c
         with self._writer.begin() as conn:
             return conn.execute(update(suggestions).where(c.session_id.in_(affected), c.status == st.PENDING)
-                                .values(status=st.DELETED, deleted_at=_utc(at))).rowcount
+                                .values(status=st.DELETED, deleted_at=utc(at))).rowcount
 
     def count_pending(self, session_id: int) -> int:
         c = suggestions.c
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).where(c.session_id == session_id, c.status == st.PENDING)).scalar_one()
+            return conn.execute(select(func.count())
+                                .where(c.session_id == session_id, c.status == st.PENDING)).scalar_one()
 
     def close(self) -> None:
         pass  # the engine belongs to the state store

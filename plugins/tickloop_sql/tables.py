@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import JSON as _JSON
 from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, Table
 from sqlalchemy import Text as _Text
-from sqlalchemy import TypeDecorator, insert_sentinel
+from sqlalchemy import TypeDecorator, func, insert_sentinel
 
 from tickloop.store import MAX_ID
 from tickloop.text import storable, storable_data
@@ -34,7 +34,29 @@ def to_micros(value: datetime | None) -> int | None:
     try:
         return (value - EPOCH) // _MICROSECOND
     except TypeError:  # aware minus naive: the cheap way to find a naive value on the hot path
-        raise ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times") from None
+        raise _naive(value) from None
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` in UTC, as a :class:`UtcMicros` column gives it back; naive datetimes are refused."""
+    if value.tzinfo is None:
+        raise _naive(value)
+    return value.astimezone(timezone.utc)
+
+
+def _naive(value: datetime) -> ValueError:
+    return ValueError(f"naive datetime {value.isoformat()}: the state store needs timezone-aware times")
+
+
+def storable_value(value: Any) -> Any:
+    """What a :class:`Text` column stores for ``value`` (for statements fed to the driver as they are)."""
+    return storable(value) if isinstance(value, str) else value
+
+
+def lower(column: Any) -> Any:
+    """``lower(column)``, typed like the column so the value compared with it is bound as the
+    column's values are (a plain ``func.lower`` binds it untyped: no storable text)."""
+    return func.lower(column, type_=column.type)
 
 
 class UtcMicros(TypeDecorator):
@@ -63,7 +85,7 @@ class Text(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        return storable(value) if isinstance(value, str) else value
+        return storable_value(value)
 
 
 class JSON(TypeDecorator):

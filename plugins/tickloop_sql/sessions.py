@@ -89,7 +89,7 @@ class SqlSessions(Connections):
             row = conn.execute(self._q_session, {"id": session_id}).first()
         if row is None:
             raise NotFoundError(f"session {session_id} does not exist")
-        return session_record(row)
+        return _session(row)
 
     def list_sessions(self, *, states: Iterable[State] | None = None, agent: str | None = None,
                       wallet: str | None = None) -> list[Session]:
@@ -101,7 +101,7 @@ class SqlSessions(Connections):
         if wallet is not None:
             query = query.where(sessions.c.wallet == wallet)
         with self.engine.connect() as conn:
-            return [session_record(row) for row in conn.execute(query)]
+            return [_session(row) for row in conn.execute(query)]
 
     def transition(self, session_id: int, action: str, *, at: datetime, reason: str = "",
                    next_run_at: datetime | None = UNCHANGED,
@@ -137,7 +137,7 @@ class SqlSessions(Connections):
                 conn.execute(BUMP_REVISION)
                 row = conn.execute(self._q_session, {"id": session_id}).one()
             self._notifier.notify()
-            return session_record(row), Transition(session_id, action, current, target, at, reason)
+            return _session(row), Transition(session_id, action, current, target, at, reason)
         # Lost twice: report the refusal for the state it is in now, if it is one.
         target_state(session_id, action, self.get_session(session_id).state)
         raise TransitionError(f"session {session_id}: changed by another process while trying to {action};"
@@ -153,7 +153,7 @@ class SqlSessions(Connections):
             conn.execute(BUMP_REVISION)
             row = conn.execute(self._q_session, {"id": session_id}).one()
         self._notifier.notify()
-        return session_record(row)
+        return _session(row)
 
     def transitions(self, session_id: int) -> list[Transition]:
         t = transitions.c
@@ -194,13 +194,10 @@ def _schedule(row: Any) -> Schedule:
                     timezone=d["timezone"])
 
 
-def session_record(row: Any) -> Session:
+def _session(row: Any) -> Session:
     return Session(id=row.id, agent=row.agent, agent_ref=row.agent_ref, wallet=row.wallet, mode=row.mode,
                    state=row.state, schedule=_schedule(row), settings=row.settings, allocation=row.allocation,
                    created_at=row.created_at, next_run_at=row.next_run_at, last_scheduled_at=row.last_scheduled_at,
                    last_finished_at=row.last_finished_at, allocation_network=row.allocation_network,
                    allocation_asset=row.allocation_asset, unwind_stage=row.unwind_stage,
                    unwind_assets=row.unwind_assets)
-
-
-_DECIMALS = ("amount", "price", "fee")

@@ -20,6 +20,10 @@ the store, the venues and the keys. After an unwind, the closers run here too.
   in a sandbox that hides the home (:mod:`tickloop_executors.sandbox`). What a worker sends is
   read as untrusted data (:mod:`tickloop_executors.messages`).
 
+This module holds the pool: its slots, the driver threads and what each does with a job. A
+worker process itself (start, hello, stop) is :mod:`tickloop_executors.workerprocess`; what a
+worker's messages are believed to say and how its calls are answered, :mod:`tickloop_executors.messages`.
+
 Workers start lazily (on the first ``submit`` or on :meth:`ProcessExecutor.start`), take the
 runtime's ``sys.path`` and working directory as they are then, load the plugins ``[plugins]``
 names (so ``tickloop_run_call`` wrappers run around the agent), ignore SIGINT (the runtime
@@ -37,55 +41,26 @@ from __future__ import annotations
 
 import atexit
 import os
-import pickle
 import queue
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import weakref
 from concurrent.futures import Future
-from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, Callable
 
 import attrs
 
-from tickloop.binding import new_permit
-from tickloop.channel import Call
+from tickloop.binding import RunBinding, new_permit
 from tickloop.config import Config
 from tickloop.runner import RunEnvironment, RunJob, RunOutcome
-from tickloop.results import Result
 from tickloop.runs import FAILED, SUCCEEDED, TIMED_OUT, LogLine
 from tickloop_executors import sandbox
-from tickloop_executors.messages import MAX_MESSAGE, UntrustedMessage, loads
-
-#: Seconds a new worker may take to start before it is killed.
-STARTUP_TIMEOUT = 60.0
-#: Seconds between SIGTERM and SIGKILL when a worker is killed.
-KILL_GRACE = 1.0
-#: Seconds an idle worker gets to exit by itself when the executor closes.
-STOP_GRACE = 2.0
-LEVELS = frozenset({"info", "error", "debug"})
+from tickloop_executors.messages import UntrustedMessage, log_line, reply, reported_outcome
+from tickloop_executors.workerprocess import KILL_GRACE, STARTUP_TIMEOUT, STOP_GRACE, WorkerProcess, exit_code, spawn
 
 _STOP = object()
-
-
-class _Worker:
-    """A worker process, the runtime's end of its connection and of its parent pipe."""
-
-    __slots__ = ("process", "conn", "parent_fd")
-
-    def __init__(self, process: subprocess.Popen[bytes], conn: Connection, parent_fd: int) -> None:
-        self.process = process
-        self.conn = conn
-        self.parent_fd = parent_fd
-
-    def receive(self) -> Any:
-        return loads(self.conn.recv_bytes(MAX_MESSAGE))
 
 
 class _Slot:
@@ -93,7 +68,7 @@ class _Slot:
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.worker: _Worker | None = None
+        self.worker: WorkerProcess | None = None
         self.busy = True  # False only while the driver waits for a job (close() then asks it to stop)
         self.start_error: str | None = None
         self.ready = threading.Event()  # set once the first worker was started (or failed to)
@@ -163,8 +138,8 @@ class ProcessExecutor:
             slots = list(self._slots)
             busy = [slot.worker for slot in slots if slot.busy and slot.worker is not None]
         self._fail_queued()
-        for worker in busy:  # a running agent cannot be asked politely
-            _signal(worker, terminate=True)
+        for running in busy:  # a running agent cannot be asked politely
+            running.signal(terminate=True)
         for _ in slots:
             self._queue.put(_STOP)
         current = threading.current_thread()
@@ -176,7 +151,7 @@ class ProcessExecutor:
             worker = slot.worker
             if worker is not None and slot.thread is not current and slot.thread is not None \
                     and slot.thread.is_alive():
-                _signal(worker, terminate=False)
+                worker.signal(terminate=False)
         for thread in threads:
             thread.join(self.kill_grace + 5.0)
         if self._atexit is not None:
@@ -259,7 +234,7 @@ class ProcessExecutor:
                 slot.start_error = "executor closed"
                 return
         try:
-            worker = self._spawn(slot.index)
+            worker = spawn(self.config, self.sandbox, self.environment.secret_env_names())
         except Exception as exc:
             from tickloop_executors import clean_text, describe
 
@@ -272,53 +247,17 @@ class ProcessExecutor:
             self._discard(slot)
             slot.start_error = "executor closed"
             return
-        error = None
         try:
-            if worker.conn.poll(self.startup_timeout):
-                message = worker.receive()
-                if message[0] != "ready":
-                    error = f"worker process sent {message[0]!r} instead of 'ready'"
-            else:
-                error = f"worker process was not ready within {self.startup_timeout:g} s"
+            error = worker.wait_ready(self.startup_timeout)
         except (EOFError, OSError):
             code = self._discard(slot)
-            slot.start_error = f"worker process exited with code {_code(code)} before it was ready"
+            slot.start_error = f"worker process exited with code {exit_code(code)} before it was ready"
             return
-        except UntrustedMessage as exc:
-            error = str(exc)
         if error is not None:
             self._discard(slot)
             slot.start_error = error
             return
         slot.start_error = None
-
-    def _spawn(self, index: int) -> _Worker:
-        """Start ``python -m tickloop_executors.worker`` (sandboxed when configured) and say hello."""
-        ours, theirs = socket.socketpair()
-        parent_r, parent_w = os.pipe()
-        secret_names = self.environment.secret_env_names()
-        env = sandbox.worker_environ(os.environ, allow=self.config.runtime.worker_env, secret_names=secret_names)
-        command = [*self.sandbox, sys.executable, "-m", "tickloop_executors.worker",
-                   str(theirs.fileno()), str(parent_r)]
-        try:
-            process = subprocess.Popen(command, pass_fds=(theirs.fileno(), parent_r), env=env,
-                                       start_new_session=not self.sandbox, stdin=subprocess.DEVNULL)
-        except BaseException:
-            ours.close()
-            os.close(parent_w)
-            raise
-        finally:
-            theirs.close()
-            os.close(parent_r)
-        os.set_inheritable(parent_w, False)
-        worker = _Worker(process, Connection(ours.detach()), parent_w)
-        try:
-            cwd: str | None = os.getcwd()
-        except OSError:
-            cwd = None
-        worker.conn.send(("hello", {"sys_path": list(sys.path), "cwd": cwd,
-                                    "block": list(self.config.plugins.block), "load": list(self.config.plugins.load)}))
-        return worker
 
     def _run(self, slot: _Slot, job: RunJob) -> RunOutcome:
         job = attrs.evolve(job, permit=new_permit())
@@ -340,7 +279,7 @@ class ProcessExecutor:
         # crash the runtime runs them in a close run of their own.
         return self.environment.finish(job, outcome) if ended else outcome
 
-    def _serve(self, slot: _Slot, worker: _Worker, job: RunJob, binding: Any) -> tuple[RunOutcome, bool]:
+    def _serve(self, slot: _Slot, worker: WorkerProcess, job: RunJob, binding: RunBinding) -> tuple[RunOutcome, bool]:
         """Send the job and answer its worker until the outcome arrives or the run times out;
         also says whether the agent's function ended (the worker reported its outcome)."""
         timeout = job.timeout if job.timeout is not None else self.config.runtime.run_timeout_seconds
@@ -360,7 +299,8 @@ class ProcessExecutor:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not worker.conn.poll(remaining):
                 self._discard(slot)
-                return RunOutcome(job.run_id, TIMED_OUT, error=f"timed out after {timeout:g} s", logs=tuple(logs)), False
+                timed_out = RunOutcome(job.run_id, TIMED_OUT, error=f"timed out after {timeout:g} s", logs=tuple(logs))
+                return timed_out, False
             try:
                 message = worker.receive()
             except (EOFError, OSError):
@@ -370,34 +310,15 @@ class ProcessExecutor:
                 return RunOutcome(job.run_id, FAILED, error=f"the worker was stopped: {exc}", logs=tuple(logs)), False
             kind = message[0] if isinstance(message, tuple) and message else None
             if kind == "call":
-                self._answer(worker, binding, message)
+                worker.conn.send_bytes(reply(binding, message))
             elif len(message) < 3 or message[1] != job.run_id:
                 continue  # a line logged by a thread the previous run left behind
             elif kind == "log":
-                line = _line(message[2])
+                line = log_line(message[2])
                 if line is not None:
                     logs.append(line)
             elif kind == "done":
-                return _outcome(job, message[2]), True
-
-    def _answer(self, worker: _Worker, binding: Any, message: tuple[Any, ...]) -> None:
-        """Answer a call of agent code, as the run the binding belongs to (or refuse it)."""
-        _, run_id, permit, call_id, call = (message + (None,) * 5)[:5]
-        if not isinstance(call, Call) or not isinstance(permit, str) or not binding.accepts(run_id, permit):
-            reply: tuple[Any, ...] = ("reply", call_id, "ok", Result.fail("refused: this call does not come from"
-                                                                          " the run in progress"))
-        else:
-            try:
-                reply = ("reply", call_id, "ok", binding.handle(call))
-            except AttributeError as exc:
-                reply = ("reply", call_id, "attr", str(exc))
-            except Exception as exc:  # bad arguments from agent code end here, never in the runtime
-                reply = ("reply", call_id, "ok", Result.fail(f"{call.describe()} failed: {type(exc).__name__}: {exc}"))
-        try:
-            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            data = pickle.dumps(("reply", call_id, "ok", Result.fail(f"the answer cannot be sent: {exc}")))
-        worker.conn.send_bytes(data)
+                return reported_outcome(job, message[2]), True
 
     def _hidden(self, job: RunJob) -> str | None:
         """Why a folder agent cannot run in a sandboxed worker (it lies in the hidden home)."""
@@ -415,37 +336,16 @@ class ProcessExecutor:
         if self._closed:
             return RunOutcome(job.run_id, FAILED, error="executor closed while the run was in progress",
                               logs=tuple(logs))
-        return RunOutcome(job.run_id, FAILED, error=f"worker process exited with code {_code(code, self.sandbox)}",
+        return RunOutcome(job.run_id, FAILED, error=f"worker process exited with code {exit_code(code, self.sandbox)}",
                           logs=tuple(logs))
 
     def _discard(self, slot: _Slot, *, graceful: bool = False, ending: bool = False) -> int | None:
-        """Stop the slot's worker (ask it to exit when ``graceful``; give it a moment when it is
-        ``ending`` by itself; else terminate, then kill); returns its exit code."""
+        """Stop the slot's worker (see :meth:`WorkerProcess.stop`); returns its exit code."""
         with self._lock:
             worker, slot.worker = slot.worker, None
         if worker is None:
             return None
-        process = worker.process
-        if graceful:
-            try:
-                worker.conn.send(("stop",))
-            except Exception:
-                pass
-            _wait(process, STOP_GRACE)
-        elif ending:
-            _wait(process, self.kill_grace)
-        if process.poll() is None:
-            _signal(worker, terminate=True)
-            _wait(process, self.kill_grace)
-        if process.poll() is None:
-            _signal(worker, terminate=False)
-            _wait(process, self.kill_grace + 5.0)
-        worker.conn.close()
-        try:
-            os.close(worker.parent_fd)
-        except OSError:
-            pass
-        return process.poll()
+        return worker.stop(kill_grace=self.kill_grace, graceful=graceful, ending=ending)
 
     def _fail_queued(self) -> None:
         while True:
@@ -459,52 +359,3 @@ class ProcessExecutor:
             if future.set_running_or_notify_cancel():
                 future.set_result(RunOutcome(job.run_id, FAILED, error="executor closed before the run started"))
 
-
-def _outcome(job: RunJob, reported: Any) -> RunOutcome:
-    """What a worker reported, as far as the runtime believes it: its own status (succeeded or
-    failed), texts and log lines; never that closers ran (``closed``), which only the runtime knows."""
-    if not isinstance(reported, RunOutcome) or reported.status not in (SUCCEEDED, FAILED):
-        return RunOutcome(job.run_id, FAILED, error="the worker sent no valid outcome")
-    logs = reported.logs if isinstance(reported.logs, tuple) else ()
-    return RunOutcome(job.run_id, reported.status, error=_text(reported.error), traceback=_text(reported.traceback),
-                      logs=tuple(line for line in map(_line, logs) if line is not None))
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _line(line: Any) -> LogLine | None:
-    if not isinstance(line, LogLine) or not hasattr(line.at, "tzinfo") or line.level not in LEVELS:
-        return None
-    return LogLine(line.at, line.level, str(line.message))
-
-
-def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def _signal(worker: _Worker, *, terminate: bool) -> None:
-    try:
-        if terminate:
-            worker.process.terminate()
-        else:
-            worker.process.kill()
-    except (OSError, ValueError):
-        pass  # already gone
-
-
-def _code(code: int | None, sandboxed: list[str] | None = None) -> str:
-    """An exit code for people; a signal is named (bubblewrap reports signal N as 128 + N)."""
-    if code is None:
-        return "unknown"
-    number = -code if code < 0 else code - 128 if sandboxed and code > 128 else None
-    if number is not None:
-        try:
-            return f"{code} ({signal.Signals(number).name})"
-        except ValueError:
-            pass
-    return str(code)

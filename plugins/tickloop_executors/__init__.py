@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tickloop import hookimpl
 from tickloop.registry import Backend
@@ -82,7 +83,7 @@ def tickloop_run_call(job: RunJob, context: AgentContext, function: Callable[...
             import asyncio
 
             asyncio.run(result)
-    except BaseException as exc:  # noqa: BLE001 - agent code must not stop the runtime, however it ends
+    except BaseException as exc:
         return failure(job.run_id, exc, logs=tuple(context.logs), skip_frames=1)
     return RunOutcome(job.run_id, SUCCEEDED, logs=tuple(context.logs))
 

@@ -38,7 +38,7 @@ class InlineExecutor:
         future: Future[RunOutcome] = Future()  # resolved before anyone else sees it: never "running"
         try:
             outcome = self.environment.execute(job)
-        except BaseException as exc:  # noqa: BLE001 - a plugin bug: still an outcome, never a stuck run
+        except BaseException as exc:
             from tickloop_executors import failure
 
             outcome = failure(job.run_id, exc, prefix="error while executing the run: ")

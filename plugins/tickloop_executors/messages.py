@@ -33,7 +33,8 @@ from tickloop.channel import Call
 from tickloop.results import Result
 from tickloop.runner import RunJob, RunOutcome
 from tickloop.runs import FAILED, SUCCEEDED, LogLine
-from tickloop.untrusted import UntrustedData, loads as untrusted_loads
+from tickloop.untrusted import UntrustedData
+from tickloop.untrusted import loads as untrusted_loads
 
 #: Largest message a worker may send (bytes); a larger one ends the worker.
 MAX_MESSAGE = 64 * 2**20

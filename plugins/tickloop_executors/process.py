@@ -45,10 +45,11 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 

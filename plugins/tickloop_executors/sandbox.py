@@ -22,8 +22,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from tickloop.errors import ConfigError, Problem
 
@@ -45,7 +45,8 @@ _HEX_KEY = re.compile(r"\s*(0x)?[0-9a-fA-F]{64}\s*")
 SANDBOXES = ("auto", "bwrap", "none")
 
 
-def worker_environ(environ: Mapping[str, str], *, allow: Iterable[str] = (), secret_names: Iterable[str] = ()) -> dict[str, str]:
+def worker_environ(environ: Mapping[str, str], *, allow: Iterable[str] = (),
+                   secret_names: Iterable[str] = ()) -> dict[str, str]:
     """The variables of ``environ`` a worker gets (see the module docstring)."""
     patterns = [*ALLOWED, *allow]
     never = SECRETS | set(secret_names)

@@ -13,14 +13,16 @@ run's channel, each call carrying the run's permit.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
 from tickloop.channel import Call
 from tickloop.results import Result
@@ -113,7 +115,7 @@ class Worker:
         """Called with the state lock held."""
         if message is None:  # the runtime went away: every wait ends
             self._closed = True
-            self._answers.update({call_id: ("closed", None) for call_id in self._waiting})
+            self._answers.update(dict.fromkeys(self._waiting, ("closed", None)))
             self._waiting.clear()
             self._jobs.append(("stop",))
         elif message[0] == "reply":
@@ -128,18 +130,16 @@ class Worker:
 def serve(conn: Connection) -> None:
     """Execute jobs until told to stop."""
     from tickloop.agents import AgentLoader
-    from tickloop.runner import AgentRunner
     from tickloop.pluginmanager import make_plugin_manager
+    from tickloop.runner import AgentRunner
     from tickloop_executors import failure
 
     hello = conn.recv()
     options = hello[1]
     sys.path[:] = options["sys_path"]
     if options.get("cwd"):
-        try:
+        with contextlib.suppress(OSError):  # the folder is hidden by the sandbox or gone: stay where we are
             os.chdir(options["cwd"])
-        except OSError:
-            pass  # the folder is hidden by the sandbox or gone: stay where we are
     worker = Worker(conn)
     try:
         pm = make_plugin_manager(block=options.get("block", ()), load=options.get("load", ()))
@@ -168,14 +168,12 @@ def _execute(worker: Worker, runner: Any, job: Any) -> Any:
     from tickloop_executors import failure
 
     def on_log(line: Any) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the runtime is gone; the parent watcher ends this process
             worker.send(("log", job.run_id, line))
-        except Exception:
-            pass  # the runtime is gone; the parent watcher ends this process
 
     try:
         return runner.run(job, PipeChannel(worker, job.run_id, job.permit), on_log)
-    except BaseException as exc:  # noqa: BLE001 - a worker outlives anything a run raises
+    except BaseException as exc:
         return failure(job.run_id, exc, prefix="error while executing the run: ")
 
 
@@ -201,7 +199,7 @@ def main(argv: list[str]) -> None:
         serve(Connection(conn_fd))
     except (EOFError, OSError):
         pass  # the runtime went away
-    except BaseException:  # noqa: BLE001 - reported, then the exit below
+    except BaseException:
         import traceback
 
         traceback.print_exc()

@@ -8,13 +8,15 @@ configured, and sends it the hello; :meth:`WorkerProcess.wait_ready` waits for i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from multiprocessing.connection import Connection
-from typing import Any, Iterable
+from typing import Any
 
 from tickloop.config import Config
 from tickloop_executors import sandbox
@@ -31,7 +33,7 @@ STOP_GRACE = 2.0
 class WorkerProcess:
     """A worker process, the runtime's end of its connection and of its parent pipe."""
 
-    __slots__ = ("process", "conn", "parent_fd")
+    __slots__ = ("conn", "parent_fd", "process")
 
     def __init__(self, process: subprocess.Popen[bytes], conn: Connection, parent_fd: int) -> None:
         self.process = process
@@ -70,10 +72,8 @@ class WorkerProcess:
         ``ending`` by itself; else terminate, then kill) and close its ends; its exit code."""
         process = self.process
         if graceful:
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.send(("stop",))
-            except Exception:
-                pass
             _wait(process, STOP_GRACE)
         elif ending:
             _wait(process, kill_grace)
@@ -84,10 +84,8 @@ class WorkerProcess:
             self.signal(terminate=False)
             _wait(process, kill_grace + 5.0)
         self.conn.close()
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.parent_fd)
-        except OSError:
-            pass
         return process.poll()
 
 
@@ -133,7 +131,5 @@ def exit_code(code: int | None, sandboxed: list[str] | None = None) -> str:
 
 
 def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        pass

@@ -9,7 +9,8 @@ for the engine set-up, the owner lock and the change notification.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tickloop import hookimpl
 from tickloop.registry import Backend

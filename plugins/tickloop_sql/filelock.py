@@ -9,7 +9,7 @@ import fcntl
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tickloop.errors import StoreLockedError
@@ -32,7 +32,7 @@ class FileLock:
             try:
                 self._lock_or_explain(fd)
                 os.ftruncate(fd, 0)
-                started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                started = datetime.now(UTC).isoformat(timespec="seconds")
                 os.pwrite(fd, f"{os.getpid()} {started}\n".encode(), 0)
             except BaseException:
                 os.close(fd)

@@ -8,8 +8,9 @@ the sender: the loser's update matches no row and its transaction books nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, update
 

@@ -11,8 +11,9 @@ interrupted.
 A record is a 4-byte length, a 4-byte CRC-32 and a :class:`tickloop.store.RunFinish` as a
 pickled tuple of plain values (times as integer microseconds). Plain values are what
 :mod:`tickloop.untrusted` admits without naming a class (the file is in the home, which anything
-running as the same user can write), and pickling them costs a fifth of pickling the records. Replay stops at the first record that is cut short or damaged: the process
-died while writing it, so that run was not finished as far as anyone was told.
+running as the same user can write), and pickling them costs a fifth of pickling the records.
+Replay stops at the first record that is cut short or damaged: the process died while writing
+it, so that run was not finished as far as anyone was told.
 """
 
 from __future__ import annotations
@@ -22,16 +23,15 @@ import pickle
 import struct
 import threading
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tickloop.runs import LogLine, RunStatus
 from tickloop.store import RunFinish
 from tickloop.untrusted import UntrustedData, loads
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 

@@ -7,8 +7,9 @@ recorded wins), so closers cancel only their own session's orders.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, union
 
@@ -83,7 +84,7 @@ def book(conn: Any, entries: Sequence[LedgerEntry], orders: Sequence[tuple[str, 
 
 def ledger_row(entry: LedgerEntry) -> dict[str, Any]:
     """The ``ledger`` row of ``entry`` (without its id)."""
-    row = {name: getattr(entry, name) for name in ledger.c.keys() if name != "id"}
+    row = {name: getattr(entry, name) for name in ledger.c.keys() if name != "id"}  # noqa: SIM118 - names, not columns
     for name in _DECIMALS:
         if row[name] is not None:
             row[name] = format(row[name], "f")

@@ -6,6 +6,7 @@ path is too long); every session change sends one datagram to it after commit. N
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -13,8 +14,8 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tickloop.errors import StoreLockedError
 
@@ -98,7 +99,8 @@ class DatagramNotifier:
             if exc.errno != errno.EADDRINUSE:
                 raise
             if self.address.startswith("\0"):  # abstract names vanish with their process: it is alive
-                raise StoreLockedError(f"another process listens for changes to this store ({self.address[1:]})")
+                raise StoreLockedError(
+                    f"another process listens for changes to this store ({self.address[1:]})") from None
         # A socket file is left over, from an owner that died or one that is alive: only a
         # live one receives, so a send that is refused means the file is stale.
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -113,10 +115,8 @@ class DatagramNotifier:
             raise StoreLockedError(f"another process listens on {self.address}")
         finally:
             probe.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.address)
-        except FileNotFoundError:
-            pass
         receiver.bind(self.address)
 
     def _receive(self, receiver: socket.socket) -> None:
@@ -137,7 +137,7 @@ class DatagramNotifier:
             thread, receiver = self._thread, self._receiver
             self._thread = self._receiver = None
             self._stopping = self._closed = True
-            if thread is not None:
+            if thread is not None and receiver is not None:  # set together by listen()
                 # Wake the receiver thread (it sees _stopping); then it exits on its own.
                 waker = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
                 try:
@@ -152,10 +152,8 @@ class DatagramNotifier:
             if receiver is not None:
                 receiver.close()
                 if not self.address.startswith("\0"):
-                    try:
+                    with contextlib.suppress(OSError):
                         os.unlink(self.address)
-                    except OSError:
-                        pass
             if self._sender is not None:
                 self._sender.close()
                 self._sender = None

@@ -12,8 +12,9 @@ with plain tuples (:class:`FastPath`), about 40 % cheaper.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, case, insert, or_, select, update
 

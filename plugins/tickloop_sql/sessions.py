@@ -7,8 +7,9 @@ owner is told after the commit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 

@@ -6,16 +6,17 @@ the compare-and-set, so concurrent approvals in threads or processes change the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from tickloop import suggestions as st
 from tickloop.actions import Action
 from tickloop.errors import NotFoundError
-from tickloop.suggestions import Suggestion
 from tickloop.jsondata import from_data, to_data
+from tickloop.suggestions import Suggestion
 from tickloop_sql.connections import new_id
 from tickloop_sql.store import SqlStateStore
 from tickloop_sql.tables import suggestions, utc

@@ -12,18 +12,29 @@ scheduler's hot path. Every value read back is a timezone-aware UTC datetime.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON as _JSON
-from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, MetaData, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    TypeDecorator,
+    func,
+    insert_sentinel,
+)
 from sqlalchemy import Text as _Text
-from sqlalchemy import TypeDecorator, func, insert_sentinel
 
 from tickloop.store import MAX_ID
 from tickloop.text import storable, storable_data
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -41,7 +52,7 @@ def utc(value: datetime) -> datetime:
     """``value`` in UTC, as a :class:`UtcMicros` column gives it back; naive datetimes are refused."""
     if value.tzinfo is None:
         raise _naive(value)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _naive(value: datetime) -> ValueError:

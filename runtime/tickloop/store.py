@@ -37,8 +37,9 @@ nothing found), never with a driver's overflow. Text it stores is made storable 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import attrs
 

@@ -8,26 +8,26 @@ commits before it returns: what it returned is durable.
 
 A store plugin implements :class:`StateStore`; its users ask for the narrow protocol they need:
 
-==================  =====================================================  ==========================================
-protocol            holds                                                  used by
-==================  =====================================================  ==========================================
-``SessionStore``    sessions and their audit trail (transitions)           the runtime (lifecycle, queries), the
-                                                                           scheduler, the gateway and venue plugins
-                                                                           (reads), reconcile, recovery, safekeeping
-``RunStore``        runs and their log lines: batched starts and           the scheduler (writes, recovery at start),
-                    finishes, the crash journal, reads                     the runtime (``runs``, ``logs``)
-``WalletStore``     wallets, their paper funds, their sessions'            the runtime (wallets, paper funding), the
-                    allocations                                            CLI, the gateway, the runner, reconcile,
-                                                                           recovery, venue plugins (``get_wallet``)
-``LedgerStore``     ledger entries (allocations, fills, adjustments),      the gateway (books, margin), venue and
-                    resting orders, the accounts sessions traded on        closer plugins, reconcile, adjustments
-``IntentStore``     intents: actions recorded before they are sent         the gateway, recovery, reconcile
-``HoldStore``       reconciliation's holds on sessions                     reconcile, safekeeping, the scheduler
-``ChangeFeed``      what changed since the scheduler last looked, and      the scheduler
+==================  ===================================================  ============================================
+protocol            holds                                                used by (modules of ``tickloop``)
+==================  ===================================================  ============================================
+``SessionStore``    sessions and their audit trail (transitions)         ``runtime``, ``decisions``, ``scheduler``,
+                                                                         ``serving``, ``gateway``, ``reconcile``,
+                                                                         ``recovery``, ``safekeeping``
+``RunStore``        runs and their log lines: batched starts and         ``scheduler`` (writes), ``serving``
+                    finishes, the crash journal, reads                   (journal, recovery), ``runtime`` (reads)
+``WalletStore``     wallets, their paper funds, their sessions'          ``accounts``, ``runtime``, ``gateway``,
+                    allocations                                          ``reconcile``, ``recovery``, ``runner``
+``LedgerStore``     ledger entries (allocations, fills, adjustments),    ``gateway``, ``venues`` (margin),
+                    resting orders, the accounts sessions traded on      ``reconcile``, ``adjustments``
+``IntentStore``     intents: actions recorded before they are sent       ``gateway``, ``recovery``, ``reconcile``
+``HoldStore``       reconciliation's holds on sessions                   ``reconcile``, ``safekeeping``,
+                                                                         ``scheduler``, ``runtime``
+``ChangeFeed``      what changed since the scheduler last looked, and    ``scheduler``, ``serving`` (``listen``)
                     a wake-up when another process changes a session
-``StoreHandle``     the open store: its URL, ownership by the one          the runtime (open, ``serve``, close), the
-                    ``serve`` process, closing                             CLI, the runner
-==================  =====================================================  ==========================================
+``StoreHandle``     the open store: its URL, ownership by the one        ``runtime``, ``serving`` (ownership),
+                    ``serve`` process, closing                           ``bootstrap``, ``runner`` (closing)
+==================  ===================================================  ============================================
 
 Ids (sessions, runs, suggestions) are positive 64-bit integers, at most :data:`MAX_ID`; a store
 answers a lookup of any other integer as of an id that does not exist (``NotFoundError``, or

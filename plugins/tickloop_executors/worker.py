@@ -130,7 +130,7 @@ class Worker:
 def serve(conn: Connection) -> None:
     """Execute jobs until told to stop."""
     from tickloop.agents import AgentLoader
-    from tickloop.pluginmanager import make_plugin_manager
+    from tickloop.bootstrap import plugin_manager
     from tickloop.runner import AgentRunner
     from tickloop_executors import failure
 
@@ -142,7 +142,7 @@ def serve(conn: Connection) -> None:
             os.chdir(options["cwd"])
     worker = Worker(conn)
     try:
-        pm = make_plugin_manager(block=options.get("block", ()), load=options.get("load", ()))
+        pm = plugin_manager(block=options.get("block", ()), load=options.get("load", ()))
         runner, build_error = AgentRunner(hook=pm.hook, agents=AgentLoader()), None
     except Exception as exc:  # reported with every job, so the runtime says why runs fail
         runner, build_error = None, exc

@@ -289,8 +289,8 @@ def child_tickloop(n: int, seconds: float, schedule: str, warmup: float, phases:
         result["stop_latency_s"] = round(t_stopped - t_end, 3)
         result.update(durability_check(parse_url(state_url, base=home), rec, n))
     result.update({"create_s": round(create_s, 3), "create_per_s": round(n / create_s, 1),
-                   "spread_s": round(spread_s, 3) if spread_s is not None else None, "interval_s": interval, "rss_before_create_mb": rss_before, "rss_after_create_mb": rss_created,
-                   "peak_rss_mb": peak})
+                   "spread_s": round(spread_s, 3) if spread_s is not None else None, "interval_s": interval,
+                   "rss_before_create_mb": rss_before, "rss_after_create_mb": rss_created, "peak_rss_mb": peak})
     return result
 
 
@@ -508,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         other = results[system]
         ratios[f"tickloop_vs_{system}"] = {
             "runs_per_s": ratio(tl.get("runs_per_s"), other.get("runs_per_s")),
-            "lateness_p99": ratio((tl.get("lateness_ms") or {}).get("p99"), (other.get("lateness_ms") or {}).get("p99")),
+            "lateness_p99": ratio((tl.get("lateness_ms") or {}).get("p99"),
+                                  (other.get("lateness_ms") or {}).get("p99")),
             "peak_rss": ratio(tl.get("peak_rss_mb"), other.get("peak_rss_mb")),
         }
     print(json.dumps({

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20_000, help="runs per batch size (default 20000)")
     parser.add_argument("--logs", type=int, default=1, help="log lines per run (default 1)")
-    parser.add_argument("--sessions", type=int, default=1000, help="sessions the runs belong to (default 1000: a batch never holds two runs of one session, as in the serve loop)")
+    parser.add_argument("--sessions", type=int, default=1000,
+                        help="sessions the runs belong to (default 1000: a batch never holds two runs of one session,"
+                             " as in the serve loop)")
     parser.add_argument("--dir", type=Path, default=None, help="folder for the database files (default: a temp dir)")
     args = parser.parse_args(argv)
 

@@ -279,7 +279,8 @@ def test_manual_suggestions_are_listed_shown_approved_once_and_refused(home, age
     assert_one_line_error(cli(home, "suggestions", "approve", str(btc2)),
                           f"cannot approve suggestion {btc2}: it was deleted at", "a new run of session")
     text = cli(home, "suggestions", "approve", str(eth2 + 2))  # the third run's ETH suggestion
-    assert text.returncode == 0 and f"suggestion {eth2 + 2} executed" in text.stdout and '"status": "filled"' in text.stdout
+    assert text.returncode == 0 and f"suggestion {eth2 + 2} executed" in text.stdout
+    assert '"status": "filled"' in text.stdout
     assert len(sim_venue.journal()) == 2
 
 

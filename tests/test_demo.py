@@ -12,8 +12,8 @@ from helpers import tickloop
 def test_demo_trades_on_the_paper_exchanges_through_a_whole_life(tmp_path):
     """demo: hl-trend trades in auto mode, pm-basket's buy is a suggestion approved with the CLI,
     pause/resume without catch-up, and unwinds that leave both sessions flat and stopped."""
-    proc = subprocess.run([sys.executable, "-m", "tickloop.cli", "demo", "--fast"], capture_output=True, text=True, check=False,
-                          timeout=180, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "tickloop.cli", "demo", "--fast"], capture_output=True, text=True,
+                          check=False, timeout=180, cwd=tmp_path)
     out = re.sub(r"\s+", " ", proc.stdout)  # rich wraps long lines
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -364,7 +364,8 @@ def _manifest_cases() -> Iterator[Any]:
         manifest = {**MANIFEST, **change}
         body = render_manifest({k: v for k, v in manifest.items() if k != "startingAsset"})
         if "startingAsset" in change:
-            body += "\n[startingAsset]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in change["startingAsset"].items())
+            body += "\n[startingAsset]\n" + "".join(f"{k} = {json.dumps(v)}\n"
+                                                    for k, v in change["startingAsset"].items())
         if isinstance(change.get("schedule"), dict):
             body = body.replace("schedule = {", "schedule = {")
         yield pytest.param(body, needle, id=needle.split(":")[0] + "-" + str(list(change.values())[0])[:16])

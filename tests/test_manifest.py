@@ -78,7 +78,8 @@ def test_hello_agent_parses() -> None:
     assert m.runtimeIntervalMinutes == 1
     assert m.schedule == Schedule.rolling(1)
     assert list(m.settings) == ["greeting", "loud"]
-    assert m.settings["greeting"] == Setting("greeting", "text", m.settings["greeting"].description, False, "Hello", None)
+    assert m.settings["greeting"] == Setting("greeting", "text", m.settings["greeting"].description, False, "Hello",
+                                             None)
     assert m.settings["loud"].type == "boolean" and m.settings["loud"].default is False
     assert m.startingAsset is None
     assert m.file == str(AGENTS / "hello" / "circuit.toml")
@@ -135,7 +136,8 @@ def test_single_execution_mode_sets_default_mode() -> None:
 
 def test_all_optional_keys_are_kept_as_extras() -> None:
     """imageUrl, category, deploymentRegionOverride, filesToInclude and filesToExclude go to extras."""
-    m = Manifest.from_toml(toml(imageUrl='"https://x/y.png"', category='"quant"', deploymentRegionOverride='"eu-central-1"',
+    m = Manifest.from_toml(toml(imageUrl='"https://x/y.png"', category='"quant"',
+                                deploymentRegionOverride='"eu-central-1"',
                                 filesToInclude='["../shared"]', filesToExclude='["notes.txt"]'))
     assert m.extras == {"imageUrl": "https://x/y.png", "category": "quant", "deploymentRegionOverride": "eu-central-1",
                         "filesToInclude": ["../shared"], "filesToExclude": ["notes.txt"]}
@@ -181,7 +183,8 @@ def test_solana_address_setting() -> None:
     """An address default on a solana agent must be base58, not 0x."""
     text = toml(walletType='"solana"', tables=f'[settings.a]\ntype = "address"\ndefault = "{SOL_ADDRESS}"\n')
     assert Manifest.from_toml(text).settings["a"].default == SOL_ADDRESS
-    problem = only_problem(toml(walletType='"solana"', tables=f'[settings.a]\ntype = "address"\ndefault = "{ETH_ADDRESS}"\n'))
+    problem = only_problem(toml(walletType='"solana"',
+                                tables=f'[settings.a]\ntype = "address"\ndefault = "{ETH_ADDRESS}"\n'))
     assert problem.key == "settings.a.default"
     assert problem.reason.startswith("must be a Solana address (32 to 44 base58 characters), as walletType is solana")
 
@@ -214,8 +217,10 @@ def test_setting_from_table() -> None:
     ({"walletType": '"bitcoin"'}, "walletType", 'must be "ethereum" or "solana", got "bitcoin"'),
     ({"drop": ("walletType",)}, "walletType", "required key is missing"),
     ({"allowedExecutionModes": "[]"}, "allowedExecutionModes", 'must list at least one mode: "auto", "manual"'),
-    ({"allowedExecutionModes": '"auto"'}, "allowedExecutionModes", 'must be a list of modes, like ["auto", "manual"], got "auto"'),
-    ({"allowedExecutionModes": '["auto", "hybrid"]'}, "allowedExecutionModes", 'unknown mode "hybrid"; allowed: "auto", "manual"'),
+    ({"allowedExecutionModes": '"auto"'}, "allowedExecutionModes",
+     'must be a list of modes, like ["auto", "manual"], got "auto"'),
+    ({"allowedExecutionModes": '["auto", "hybrid"]'}, "allowedExecutionModes",
+     'unknown mode "hybrid"; allowed: "auto", "manual"'),
     ({"allowedExecutionModes": '["manual", "manual"]'}, "allowedExecutionModes", '"manual" is listed twice'),
     ({"runtimeIntervalMinutes": "0"}, "runtimeIntervalMinutes", f"{INTERVAL}, got 0"),
     ({"runtimeIntervalMinutes": "-1.5"}, "runtimeIntervalMinutes", f"{INTERVAL}, got -1.5"),
@@ -233,11 +238,15 @@ def test_setting_from_table() -> None:
     ({"version": '"1.0"'}, "version", 'must be a semantic version major.minor.patch (like "1.0.0"), got "1.0"'),
     ({"version": '"v1.0.0"'}, "version", 'must be a semantic version major.minor.patch (like "1.0.0"), got "v1.0.0"'),
     ({"version": "1"}, "version", "must be a string, got integer 1"),
-    ({"schedule": '"hourly"'}, "schedule", 'must be "rolling", "fixed" or a table {cron = "...", timezone = "..."}, got "hourly"'),
-    ({"schedule": "5"}, "schedule", 'must be "rolling", "fixed" or a table {cron = "...", timezone = "..."}, got integer 5'),
-    ({"deploymentRegionOverride": '"mars-1"'}, "deploymentRegionOverride", 'must be "us-east-1" or "eu-central-1", got "mars-1"'),
+    ({"schedule": '"hourly"'}, "schedule",
+     'must be "rolling", "fixed" or a table {cron = "...", timezone = "..."}, got "hourly"'),
+    ({"schedule": "5"}, "schedule",
+     'must be "rolling", "fixed" or a table {cron = "...", timezone = "..."}, got integer 5'),
+    ({"deploymentRegionOverride": '"mars-1"'}, "deploymentRegionOverride",
+     'must be "us-east-1" or "eu-central-1", got "mars-1"'),
     ({"imageUrl": "1"}, "imageUrl", "must be a string, got integer 1"),
-    ({"filesToInclude": '"lib"'}, "filesToInclude", 'must be a list of paths (strings) relative to the agent folder, got "lib"'),
+    ({"filesToInclude": '"lib"'}, "filesToInclude",
+     'must be a list of paths (strings) relative to the agent folder, got "lib"'),
 ])
 def test_top_level_problem(change: dict[str, Any], key: str, reason: str) -> None:
     """Each bad top-level value is reported at its key with a reason naming what is expected."""
@@ -304,9 +313,11 @@ def test_starting_asset_problems() -> None:
 @pytest.mark.parametrize("amount", ['"1.5"', '"-1"', '"100 USDC"', '""', "1.5"])
 def test_starting_asset_minimum_amount_must_be_raw_digits(amount: str) -> None:
     """minimumAmount is raw base units written as a string of digits."""
-    problem = only_problem(BASE + f'[startingAsset]\nnetwork = "ethereum:1"\naddress = "{ETH_ADDRESS}"\nminimumAmount = {amount}\n')
+    problem = only_problem(BASE + f'[startingAsset]\nnetwork = "ethereum:1"\naddress = "{ETH_ADDRESS}"\n'
+                                  f'minimumAmount = {amount}\n')
     assert problem.key == "startingAsset.minimumAmount"
-    assert problem.reason.startswith('must be a string of digits in raw base units (like "100000000" for 100 USDC), got ')
+    assert problem.reason.startswith(
+        'must be a string of digits in raw base units (like "100000000" for 100 USDC), got ')
 
 
 # -- setting problems ------------------------------------------------------------------------
@@ -318,14 +329,17 @@ SEVEN = "text, boolean, single_select, integer, number, percentage, address"
 @pytest.mark.parametrize(("table", "key", "reason"), [
     ('type = "multi_select"\noptions = ["a"]', "settings.s.type",
      f'"multi_select" is an old Circuit setting type that is no longer supported; use one of the 7 types: {SEVEN}'),
-    ('type = "bool"', "settings.s.type", f'unknown type "bool" (did you mean "boolean"?); use one of the 7 types: {SEVEN}'),
+    ('type = "bool"', "settings.s.type",
+     f'unknown type "bool" (did you mean "boolean"?); use one of the 7 types: {SEVEN}'),
     ('description = "no type"', "settings.s.type", f"required key is missing; one of {SEVEN}"),
     ('type = "integer"\ndefault = true', "settings.s.default", "must be an integer (a whole number), got boolean true"),
     ('type = "integer"\ndefault = 2.5', "settings.s.default", "must be an integer (a whole number), got float 2.5"),
     ('type = "number"\ndefault = "2"', "settings.s.default", 'must be a number, got "2"'),
     ('type = "number"\ndefault = false', "settings.s.default", "must be a number, got boolean false"),
-    ('type = "percentage"\ndefault = 100.5', "settings.s.default", "must be a percentage, a number from 0 to 100, got float 100.5"),
-    ('type = "percentage"\ndefault = -1', "settings.s.default", "must be a percentage, a number from 0 to 100, got integer -1"),
+    ('type = "percentage"\ndefault = 100.5', "settings.s.default",
+     "must be a percentage, a number from 0 to 100, got float 100.5"),
+    ('type = "percentage"\ndefault = -1', "settings.s.default",
+     "must be a percentage, a number from 0 to 100, got integer -1"),
     ('type = "boolean"\ndefault = "true"', "settings.s.default", 'must be true or false, got "true"'),
     ('type = "text"\ndefault = 5', "settings.s.default", "must be text (a string), got integer 5"),
     ('type = "address"\ndefault = "0x123"', "settings.s.default",
@@ -334,10 +348,14 @@ SEVEN = "text, boolean, single_select, integer, number, percentage, address"
      'must be one of the options "a", "b", got "c"'),
     ('type = "single_select"', "settings.s.options",
      'required for a single_select setting: a list of strings, like ["ETH", "BTC"]'),
-    ('type = "single_select"\noptions = []', "settings.s.options", 'must be a non-empty list of strings, like ["ETH", "BTC"], got array []'),
-    ('type = "single_select"\noptions = ["a", 1]', "settings.s.options", 'must be a non-empty list of strings, like ["ETH", "BTC"], got array ["a", 1]'),
-    ('type = "single_select"\noptions = ["a", "a"]', "settings.s.options", 'each option may appear once; repeated: "a"'),
-    ('type = "text"\noptions = ["a"]', "settings.s.options", "only single_select settings take options, this one is text"),
+    ('type = "single_select"\noptions = []', "settings.s.options",
+     'must be a non-empty list of strings, like ["ETH", "BTC"], got array []'),
+    ('type = "single_select"\noptions = ["a", 1]', "settings.s.options",
+     'must be a non-empty list of strings, like ["ETH", "BTC"], got array ["a", 1]'),
+    ('type = "single_select"\noptions = ["a", "a"]', "settings.s.options",
+     'each option may appear once; repeated: "a"'),
+    ('type = "text"\noptions = ["a"]', "settings.s.options",
+     "only single_select settings take options, this one is text"),
     ('type = "text"\nrequired = "no"', "settings.s.required", 'must be true or false, got "no"'),
     ('type = "text"\ndescription = 3', "settings.s.description", "must be a string, got integer 3"),
     ('type = "text"\ndescripton = "x"', "settings.s.descripton", "unknown key; did you mean description?"),
@@ -351,7 +369,8 @@ def test_setting_problem(table: str, key: str, reason: str) -> None:
 def test_setting_that_is_not_a_table() -> None:
     """settings.<key> must be a table."""
     problem = only_problem(BASE + "[settings]\nspeed = 3\n")
-    assert (problem.key, problem.reason) == ("settings.speed", "must be a table [settings.speed] with type and description, got integer 3")
+    assert (problem.key, problem.reason) == (
+        "settings.speed", "must be a table [settings.speed] with type and description, got integer 3")
 
 
 # -- many problems, TOML errors, the nesting pitfall -----------------------------------------
@@ -387,7 +406,8 @@ type = "multi_select"
     lines = str(info.value).splitlines()
     assert len(lines) == 10
     assert lines[1] == "agents/x/circuit.toml: tagline: required key is missing"
-    assert lines[8] == 'agents/x/circuit.toml: settings.max_orders.default: must be an integer (a whole number), got "3"'
+    assert lines[8] == ('agents/x/circuit.toml: settings.max_orders.default:'
+                        ' must be an integer (a whole number), got "3"')
     assert all(p.file == "agents/x/circuit.toml" for p in info.value.problems)
 
 
@@ -396,19 +416,23 @@ def test_toml_syntax_error_has_position() -> None:
     problem = only_problem('name = "x"\ntagline = "y"\nwalletType "ethereum"\n')
     assert problem.key == ""
     assert problem.reason == "invalid TOML at line 3, column 12: expected '=' after a key in a key/value pair"
-    assert str(problem) == "circuit.toml: invalid TOML at line 3, column 12: expected '=' after a key in a key/value pair"
+    assert str(problem) == ("circuit.toml: invalid TOML at line 3, column 12:"
+                            " expected '=' after a key in a key/value pair")
 
 
 def test_toml_error_at_end_of_file_and_without_python_reprs() -> None:
     """An error at the end of the text gets a line and column too, and table names read as TOML."""
-    assert only_problem('name = "x"\nversion = ').reason == "invalid TOML at line 2, column 11 (end of file): invalid value"
-    assert only_problem("[a.b]\nx = 1\n[a.b]\n").reason == "invalid TOML at line 3, column 5: cannot declare [a.b] twice"
+    assert (only_problem('name = "x"\nversion = ').reason
+            == "invalid TOML at line 2, column 11 (end of file): invalid value")
+    assert (only_problem("[a.b]\nx = 1\n[a.b]\n").reason
+            == "invalid TOML at line 3, column 5: cannot declare [a.b] twice")
 
 
 def test_top_level_key_after_table_header() -> None:
     """A top-level key written after a [table] header is reported as the TOML pitfall, not as missing."""
-    text = toml(drop=("version",), tables='[startingAsset]\nnetwork = "ethereum:1"\naddress = "x"\nminimumAmount = "1"\n'
-                                           'version = "1.0.0"\n')
+    text = toml(drop=("version",),
+                tables='[startingAsset]\nnetwork = "ethereum:1"\naddress = "x"\nminimumAmount = "1"\n'
+                       'version = "1.0.0"\n')
     problem = only_problem(text)
     assert problem.key == "startingAsset.version"
     assert problem.reason.startswith("top-level key version must come before the first [table] header")
@@ -528,7 +552,8 @@ def test_resolve_settings_unknown_key(dca: Manifest) -> None:
 
 def test_resolve_settings_required_missing() -> None:
     """A required setting without a default needs a value."""
-    m = Manifest.from_toml(BASE + '[settings.api_key]\ntype = "text"\nrequired = true\n[settings.n]\ntype = "integer"\nrequired = true\ndefault = 1\n')
+    m = Manifest.from_toml(BASE + '[settings.api_key]\ntype = "text"\nrequired = true\n'
+                                  '[settings.n]\ntype = "integer"\nrequired = true\ndefault = 1\n')
     with pytest.raises(SettingsError) as info:
         m.resolve_settings({})
     assert info.value.problems == [Problem("settings", "settings.api_key", "required; pass --setting api_key=VALUE")]
@@ -576,7 +601,8 @@ def test_check_agent_folder_collects_manifest_and_main_problems(tmp_path: Path) 
     (tmp_path / "main.py").write_text("async def run():\n    pass\ndef unwind():\n    pass\n", encoding="utf-8")
     main = str(tmp_path / "main.py")
     assert check_agent_folder(tmp_path) == [
-        Problem(str(tmp_path / "circuit.toml"), "version", 'must be a semantic version major.minor.patch (like "1.0.0"), got "1"'),
+        Problem(str(tmp_path / "circuit.toml"), "version",
+                'must be a semantic version major.minor.patch (like "1.0.0"), got "1"'),
         Problem(main, "run", "must take the agent context as its first parameter: def run(agent)"),
         Problem(main, "unwind", "must take the agent context as its first parameter: def unwind(agent, portfolio)"),
     ]
@@ -613,7 +639,8 @@ def load_agent(name: str) -> ModuleType:
     return module
 
 
-def context(name: str, backend: InProcessMemory, *, session: int = 1, settings: dict[str, Any] | None = None) -> AgentContext:
+def context(name: str, backend: InProcessMemory, *, session: int = 1,
+            settings: dict[str, Any] | None = None) -> AgentContext:
     manifest = Manifest.from_file(AGENTS / name)
     memory = Memory(backend, session_id=session, agent=name, now=lambda: 1_700_000_000)
     return AgentContext(sessionId=session, sessionWalletAddress=ETH_ADDRESS, memory=memory,

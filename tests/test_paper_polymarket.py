@@ -92,12 +92,14 @@ def refused(call: Any) -> tuple[int | None, str]:
     return info.value.status_code, message.get("error") if isinstance(message, dict) else message
 
 
-def market_buy(client: ClobClient, token: str, usd: float, order_type: str = OrderType.FOK, **kw: Any) -> dict[str, Any]:
+def market_buy(client: ClobClient, token: str, usd: float, order_type: str = OrderType.FOK,
+               **kw: Any) -> dict[str, Any]:
     return client.create_and_post_market_order(MarketOrderArgsV2(token_id=token, amount=usd, side="BUY", **kw),
                                                order_type=order_type)
 
 
-def market_sell(client: ClobClient, token: str, shares: float, order_type: str = OrderType.FAK, **kw: Any) -> dict[str, Any]:
+def market_sell(client: ClobClient, token: str, shares: float, order_type: str = OrderType.FAK,
+                **kw: Any) -> dict[str, Any]:
     return client.create_and_post_market_order(MarketOrderArgsV2(token_id=token, amount=shares, side="SELL", **kw),
                                                order_type=order_type)
 
@@ -307,8 +309,8 @@ def test_balance_min_size_tick_and_version_rules(ex):
     assert refused(lambda: market_buy(client, LISBON_YES, 10)) == (400, "not enough balance / allowance")
     ex.fund(account.address, 100)
     assert refused(lambda: market_sell(client, LISBON_YES, 10)) == (400, "not enough balance / allowance")
-    assert refused(lambda: client.create_and_post_order(OrderArgsV2(token_id=LISBON_YES, price=0.3, size=3, side="BUY"))) \
-        == (400, "Size (3) lower than the minimum: 5")
+    too_small = OrderArgsV2(token_id=LISBON_YES, price=0.3, size=3, side="BUY")
+    assert refused(lambda: client.create_and_post_order(too_small)) == (400, "Size (3) lower than the minimum: 5")
     assert refused(lambda: market_buy(client, LISBON_YES, 1))[1] == "Size (2.439) lower than the minimum: 5"
     v1 = client.create_order(OrderArgsV2(token_id=LISBON_YES, price=0.3, size=10, side="BUY"),
                              PartialCreateOrderOptions(version=1))

@@ -334,7 +334,8 @@ def test_every_refused_approval_says_why_and_executes_nothing(make_runtime, trad
     assert rt.approve(executed.id).status == "executed"
     sim.REFUSE.add("ETH")
     refused = rt.approve(failed.id)  # approved, executed, refused by the venue: recorded, not raised
-    assert (refused.status, refused.error) == ("failed", "Order could not immediately match against any resting orders.")
+    assert (refused.status, refused.error) == (
+        "failed", "Order could not immediately match against any resting orders.")
     # A crash between approval and execution leaves a suggestion approved; it is never retried.
     assert rt.gateway.suggestions.decide(in_flight.id, APPROVED, at=T0).status == APPROVED
     journal = sim.journal()
@@ -499,4 +500,5 @@ def test_raw_transactions_and_messages_are_actions_routed_like_orders(make_runti
     bad = rt.start_session(str(agent_folder(RAW, name="bad", settings=settings)), WALLET,
                            settings={"network": "bitcoin"}, now=T0)
     [run] = [r for r in rt.tick(T0 + 15 * M) if r.session_id == bad.id]
-    assert _raw_answers(run)[0]["error"] == "sign_and_send: network must be 'ethereum:<chainId>' or 'solana', got 'bitcoin'"
+    assert _raw_answers(run)[0]["error"] == (
+        "sign_and_send: network must be 'ethereum:<chainId>' or 'solana', got 'bitcoin'")

@@ -309,7 +309,8 @@ def test_a_rejected_manual_close_leaves_the_session_unwinding_until_stopped(make
 
     stopped = rt.stop(s.id, now=T0 + 601 * M, reason="give up")
     assert stopped.state == "stopped"
-    assert [(t.action, t.reason) for t in rt.transitions(s.id)][-1] == ("stop", "give up; left open: sim SOL 2, sim BTC 0.01")
+    assert [(t.action, t.reason) for t in rt.transitions(s.id)][-1] == (
+        "stop", "give up; left open: sim SOL 2, sim BTC 0.01")
     sol = rt.suggestion(by_coin["SOL"].id)
     assert (sol.status, sol.deleted_at) == ("deleted", T0 + 601 * M)
     assert rt.suggestions(session_id=s.id, status="pending") == []
@@ -365,7 +366,8 @@ def test_closers_that_cannot_run_are_tried_again_after_a_pause(make_runtime, age
     monkeypatch.setattr(tickloop.venues.Gateway, "close_positions", broken)
     rt.unwind(s.id, now=T0 + M)
     unwind = rt.runs(s.id)[-1]
-    assert unwind.kind == "unwind" and "closing positions failed: RuntimeError: the venue is down" in messages(unwind, "error")
+    assert unwind.kind == "unwind"
+    assert "closing positions failed: RuntimeError: the venue is down" in messages(unwind, "error")
     session = rt.session(s.id)
     assert (session.state, session.unwind_stage, session.next_run_at) == ("unwinding", "close", T0 + M)
     [close] = rt.tick(T0 + M)

@@ -322,7 +322,8 @@ def test_redeem_positions_pays_winners_on_paper(make_runtime, trader, paper):
     won, skipped = redeemed["data"]
     assert won["success"] and won["transactionHash"].startswith("0x")
     assert (won["position"]["tokenId"], won["position"]["formattedShares"]) == (BTC_YES, "38.46")
-    assert (skipped["success"], skipped["tokenId"], skipped["error"]) == (False, LISBON_YES, "the market is not resolved")
+    assert (skipped["success"], skipped["tokenId"], skipped["error"]) == (
+        False, LISBON_YES, "the market is not resolved")
     assert held(rt, s.id) == {LISBON_YES: D("24.39")}
     cash = next(b for b in rt.portfolio(s.id).balances if b.symbol == "pUSD")
     # 50 allocated, 9.9996 + 9.9999 spent, 38.46 redeemed at $1.

@@ -58,8 +58,9 @@ def start_exchanges(state_dir: str | Path | None = None, *, host: str = "127.0.0
 
     folder = Path(state_dir) if state_dir is not None else None
     hl_server = PaperServer(lambda r: hl(r), host=host, port=ports[0], name="paper-hyperliquid")
-    hl = HyperliquidPaper(ExchangeState(folder / "hyperliquid.json" if folder else None, HyperliquidPaper.initial_state),
-                          hl_server.faults)
+    hl = HyperliquidPaper(
+        ExchangeState(folder / "hyperliquid.json" if folder else None, HyperliquidPaper.initial_state),
+        hl_server.faults)
     clob_server = PaperServer(lambda r: pm.clob(r), host=host, port=ports[1], name="paper-polymarket-clob")
     data_server = PaperServer(lambda r: pm.data(r), host=host, port=ports[2], name="paper-polymarket-data")
     pm = PolymarketPaper(ExchangeState(folder / "polymarket.json" if folder else None, PolymarketPaper.initial_state),

@@ -181,8 +181,8 @@ class Tour:
     def approve_pending(self, session_id: int, label: str) -> None:
         """Approve each pending suggestion of the session with ``tickloop suggestions approve``."""
         for suggestion in self.rt.suggestions(session_id=session_id, status="pending"):
-            self.console.print(f"  {label} {suggestion.id}: {suggestion.action.message or suggestion.action.describe()}",
-                               markup=False)
+            what = suggestion.action.message or suggestion.action.describe()
+            self.console.print(f"  {label} {suggestion.id}: {what}", markup=False)
             self.console.print(f"    order: {_order_text(suggestion.action)}", markup=False)
             self.console.print(f"  $ tickloop suggestions approve {suggestion.id}")
             answer = _approve_with_cli(self.home, suggestion.id)
@@ -230,7 +230,8 @@ def _approve_with_cli(home: Path, suggestion_id: int) -> dict[str, Any]:
                "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
     if done.returncode != 0:
-        raise TickloopError(f"tickloop suggestions approve {suggestion_id} failed: {done.stderr.strip() or done.stdout}")
+        raise TickloopError(
+            f"tickloop suggestions approve {suggestion_id} failed: {done.stderr.strip() or done.stdout}")
     return json.loads(done.stdout)
 
 

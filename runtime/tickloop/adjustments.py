@@ -59,7 +59,8 @@ def _selected(gateway: Gateway, session: Session, asset: str | None, settle: flo
     may be unexplained residue of its wallet); refuses with the reason when there are none."""
     recover(gateway, session_ids=[session.id])
     reports = [compare_account(gateway, wallet, venue, settle=settle)
-               for wallet, venue in sorted(gateway.store.trading_accounts()) if wallet.lower() == session.wallet.lower()]
+               for wallet, venue in sorted(gateway.store.trading_accounts())
+               if wallet.lower() == session.wallet.lower()]
     blocked = [r for r in reports if r.status in (UNREACHABLE, BUSY)]
     if blocked:
         raise TickloopError(f"cannot compare {blocked[0].venue} account {blocked[0].wallet} now: {blocked[0].error};"

@@ -28,7 +28,8 @@ from tickloop.venues import Gateway
 log = logging.getLogger("tickloop")
 
 
-def plugin_manager(*, block: Iterable[str] = (), load: Iterable[str] = (), plugins: Iterable[Any] = ()) -> PluginManager:
+def plugin_manager(*, block: Iterable[str] = (), load: Iterable[str] = (),
+                   plugins: Iterable[Any] = ()) -> PluginManager:
     """The plugin manager for ``[plugins] block`` and ``load`` (and extra plugin objects)."""
     return make_plugin_manager(block=block, load=load, plugins=plugins)
 
@@ -105,7 +106,8 @@ def _check_venue_tables(config: Config, registry: Registry) -> None:
     for name, table in config.venues.items():
         if name not in installed:
             problems.append(Problem(source, f"venues.{name}",
-                                    f"no installed venue is called {name!r} (installed: {', '.join(installed) or 'none'})"))
+                                    f"no installed venue is called {name!r}"
+                                    f" (installed: {', '.join(installed) or 'none'})"))
             continue
         known = registry.get("venue", name, key=f"venues.{name}").options
         if known is None or not isinstance(table, Mapping):

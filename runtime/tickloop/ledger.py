@@ -149,7 +149,8 @@ class Book:
         realized_total = fees_total = ZERO
         for e in entries:
             if e.kind == ALLOCATION:
-                funds = cash.setdefault((e.network, e.asset_key.lower()), Cash(e.network, e.asset_key, e.symbol, e.decimals))
+                funds = cash.setdefault((e.network, e.asset_key.lower()),
+                                        Cash(e.network, e.asset_key, e.symbol, e.decimals))
                 funds.amount += e.amount.scaleb(-(funds.decimals or 0))
                 continue
             if e.kind not in TRADES:

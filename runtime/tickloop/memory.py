@@ -75,7 +75,8 @@ class Memory:
         return self._agent if shared else self._session
 
     def set(self, key: str, value: str, shared: bool = False) -> Result:
-        problem = _check_key(key) or (None if isinstance(value, str) else f"value must be a string, got {type(value).__name__}")
+        problem = _check_key(key) or (
+            None if isinstance(value, str) else f"value must be a string, got {type(value).__name__}")
         if problem:
             return Result.fail(problem)
         try:

@@ -88,7 +88,8 @@ def make_plugin_manager(*, block: Iterable[str] = (), autoload: bool | None = No
         try:
             plugin = importlib.import_module(module)
         except Exception as exc:
-            raise PluginError(f"plugins.load: module {module!r} failed to import: {type(exc).__name__}: {exc}") from None
+            raise PluginError(
+                f"plugins.load: module {module!r} failed to import: {type(exc).__name__}: {exc}") from None
         if not pm.is_registered(plugin):
             _register(pm, plugin, module, None)
     for plugin in plugins:

@@ -69,7 +69,8 @@ class Portfolio:
         return cls()
 
     @classmethod
-    def from_ledger(cls, entries: Iterable[LedgerEntry], marks: Mapping[tuple[str, str], Decimal] | None = None) -> Portfolio:
+    def from_ledger(cls, entries: Iterable[LedgerEntry],
+                    marks: Mapping[tuple[str, str], Decimal] | None = None) -> Portfolio:
         from tickloop.ledger import Book
 
         return cls.from_book(Book.replay(entries), marks)
@@ -91,7 +92,8 @@ class Portfolio:
         for h in book.open_holdings():
             mark = marks.get((h.network, h.asset_key), h.last_price)
             unrealized = (mark - h.average_price) * h.size if mark is not None else None
-            positions.append(Position(network=h.network, assetKey=h.asset_key, coin=h.coin, size=decimal_text(h.size) or "0",
+            positions.append(Position(network=h.network, assetKey=h.asset_key, coin=h.coin,
+                                      size=decimal_text(h.size) or "0",
                                       averageEntryPrice=decimal_text(h.average_price), markPriceUsd=decimal_text(mark),
                                       unrealizedPnlUsd=decimal_text(unrealized),
                                       polymarketMetadata=h.meta if h.contract == "spot" and h.meta else None,

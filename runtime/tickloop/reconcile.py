@@ -105,7 +105,8 @@ class Difference:
                     " placed by no session")
             return text + (f"; sessions trading {self.coin}: {owners}" if owners else "; run tickloop reconcile")
         if not self.sessions:
-            return f"{self.venue} {self.coin} {num(self.size)} {where} is in no session's ledger; run tickloop reconcile"
+            return (f"{self.venue} {self.coin} {num(self.size)} {where} is in no session's ledger;"
+                    " run tickloop reconcile")
         return (f"{self.venue} {self.coin} {where}: the venue holds {num(self.venue_size)}, the ledger of session(s)"
                 f" {owners} {num(self.ledger_size)} (difference {'+' if self.size > 0 else ''}{num(self.size)})")
 

@@ -49,7 +49,8 @@ class Registry:
             for impl in reversed(caller.get_hookimpls()):
                 plugin = impl.plugin_name
 
-                def register(backend: Backend, _plugin: str = plugin, _found: dict = found, _family: str = family) -> None:
+                def register(backend: Backend, _plugin: str = plugin, _found: dict = found,
+                             _family: str = family) -> None:
                     if not isinstance(backend, Backend):
                         raise PluginError(f"plugin {_plugin!r} registered {backend!r} as a {_family} backend;"
                                           " expected tickloop.registry.Backend")

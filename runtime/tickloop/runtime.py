@@ -92,7 +92,8 @@ class Runtime:
         if mode not in manifest.allowedExecutionModes:
             allowed = ", ".join(manifest.allowedExecutionModes)
             raise SettingsError(Problem(manifest.file, "allowedExecutionModes",
-                                        f"mode {mode!r} is not allowed for agent {manifest.name!r} (allowed: {allowed})"))
+                                        f"mode {mode!r} is not allowed for agent {manifest.name!r}"
+                                        f" (allowed: {allowed})"))
         wallet = canonical_address(loaded, wallet)
         resolved = manifest.resolve_settings(settings or {}, source="session settings")
         raw_allocation = checked_allocation(loaded, allocation)
@@ -245,7 +246,8 @@ class Runtime:
         session = self.store.get_session(session_id)
         if not session.is_open:
             return None
-        sharing = [s for s in self.store.list_sessions(states=OPEN_STATES) if s.wallet.lower() == session.wallet.lower()]
+        sharing = [s for s in self.store.list_sessions(states=OPEN_STATES)
+                   if s.wallet.lower() == session.wallet.lower()]
         use = margin_use(self.store, self.gateway.venues, session.wallet, sharing)
         if use is None:
             return None
@@ -258,7 +260,8 @@ class Runtime:
         """Everything ``sessions show`` displays about a session."""
         session = self.store.get_session(session_id)
         return SessionView(session=session, transitions=tuple(self.transitions(session_id)),
-                           recent_runs=tuple(self.runs(session_id, limit=runs)), upcoming=tuple(self.upcoming(session_id)),
+                           recent_runs=tuple(self.runs(session_id, limit=runs)),
+                           upcoming=tuple(self.upcoming(session_id)),
                            portfolio=self.portfolio(session_id),
                            pending_suggestions=len(self.suggestions(session_id, status=PENDING)),
                            margin=self.shared_margin(session_id), hold=self.store.holds().get(session_id))

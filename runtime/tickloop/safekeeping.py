@@ -138,7 +138,8 @@ class Safekeeping:
         now = self.gateway.suggestions.get(current.id)
         if now.status == APPROVED:
             waiting = "; ".join(r.detail for r in report.pending) or "its order is not settled yet"
-            return (f"cannot approve suggestion {current.id}: it was approved at {current.decided_at.isoformat() if current.decided_at else '?'} by a"
+            approved_at = current.decided_at.isoformat() if current.decided_at else "?"
+            return (f"cannot approve suggestion {current.id}: it was approved at {approved_at} by a"
                     f" process that stopped while executing it, and what became of its order cannot be told now"
                     f" ({waiting}); run tickloop reconcile once the venue answers")
         return refusal(now, at) + " (its approving process had stopped; tickloop settled it by asking the venue)"

@@ -71,7 +71,8 @@ def serve() -> Iterator[Callable[..., Serve]]:
 @pytest.fixture
 def paper(tmp_path: Path) -> Iterator[dict[str, str]]:
     """``tickloop paper serve`` in its own process; its base URLs."""
-    proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "paper", "serve", "--state", str(tmp_path / "paper")],
+    proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "paper", "serve",
+                             "--state", str(tmp_path / "paper")],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None

@@ -1,5 +1,6 @@
 """Shared by the money e2e tests (the ``paper`` fixture in conftest.py runs ``tickloop paper serve``
-in its own process): faults armed over HTTP, and what the exchange says an account holds and placed, to compare with the ledgers."""
+in its own process): faults armed over HTTP, and what the exchange says an account holds and placed,
+to compare with the ledgers."""
 
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ SETTINGS = {"orders": {"type": "text", "default": "[]", "description": "orders p
 def test_paper_serve_speaks_hyperliquid_to_the_official_sdk(tmp_path: Path):
     """``tickloop paper serve`` prints one JSON line of base URLs, then serves them; the state
     outlives the server; SIGTERM ends it cleanly."""
-    proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "paper", "serve", "--state", str(tmp_path / "state")],
+    proc = subprocess.Popen([sys.executable, "-m", "tickloop.cli", "paper", "serve",
+                             "--state", str(tmp_path / "state")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

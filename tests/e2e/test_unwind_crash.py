@@ -13,7 +13,9 @@ from tickloop.testing import T0
 
 TESTS = Path(__file__).resolve().parents[1]
 WALLET = "0x" + "ab" * 20
-CONFIG = '[runtime]\nexecutor = "process"\nworkers = 2\nworker_env = ["TL_*"]\n[memory]\nbackend = "diskcache"\n[plugins]\nload = ["sim_venue"]\n'
+CONFIG = ('[runtime]\nexecutor = "process"\nworkers = 2\nworker_env = ["TL_*"]\n'
+          '[memory]\nbackend = "diskcache"\n'
+          '[plugins]\nload = ["sim_venue"]\n')
 
 # run: opens a long BTC position once. unwind: the first attempt marks a file and hangs (so the
 # test can kill serve, or the timeout can kill it); a later attempt returns, leaving the

@@ -13,7 +13,8 @@ END_CURSOR = "LTE="
 NO_BOOK = "No orderbook exists for the requested token id"
 NO_BALANCE = "not enough balance / allowance"
 FOK_UNFILLED = "order couldn't be fully filled. FOK orders are fully filled or killed."
-FAK_UNMATCHED = "no orders found to match with FAK order. FAK orders are partially filled or killed if no match is found."
+FAK_UNMATCHED = ("no orders found to match with FAK order."
+                 " FAK orders are partially filled or killed if no match is found.")
 UNAUTHORIZED = "Unauthorized/Invalid api key"
 BAD_L1 = "Invalid L1 Request headers"
 

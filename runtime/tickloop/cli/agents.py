@@ -75,7 +75,8 @@ def agents_list(as_json: bool) -> None:
         else:
             table.add_row(row["name"], row["version"] or "", row["tagline"], row["schedule"], ",".join(row["modes"]),
                           f"{row['distribution']} {row['version']}")
-    render.console().print(table if rows else "no agents installed (pip install ./agents/hello, or run a folder by path)")
+    render.console().print(
+        table if rows else "no agents installed (pip install ./agents/hello, or run a folder by path)")
     _warn_clashes(clashing)
 
 

@@ -15,7 +15,8 @@ DEV_WALLET = "0x" + "0" * 39 + "1"  # `tickloop run` needs some address; this on
 
 @click.command()
 @click.option("--host", default=None, help="Address for the HTTP API [default from [api] host: 127.0.0.1].")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port for the HTTP API [default from [api] port].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port for the HTTP API [default from [api] port].")
 @click.option("--token", default=None, envvar="TICKLOOP_API_TOKEN",
               help="Token clients must send; required when --host is not a loopback address.")
 @click.option("--json", "as_json", is_flag=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tickloop.config import Config
@@ -39,7 +41,7 @@ def test_every_problem_is_reported_with_its_key(tmp_path):
     assert f"{file}: runtime.missed_runs: must be one of 'coalesce', 'skip'" in text
     assert f"{file}: runtime: unknown key(s) (bogus)" in text
     assert f"{file}: unknown key(s) (memori)" in text
-    with pytest.raises(ConfigError, match="runtime.workers: must be a whole number from 1 to 256, got 0"):
+    with pytest.raises(ConfigError, match=re.escape("runtime.workers: must be a whole number from 1 to 256, got 0")):
         Config.load(home=tmp_path / "other", env={}, overrides={"runtime": {"workers": 0}})
 
 
@@ -48,7 +50,7 @@ def test_unreadable_and_missing_files(tmp_path):
     (tmp_path / "tickloop.toml").write_text("[runtime\n")
     with pytest.raises(ConfigError, match=r"tickloop.toml: invalid TOML at line 1, column 9"):
         Config.load(home=tmp_path, env={})
-    with pytest.raises(ConfigError, match="nope.toml: no such file"):
+    with pytest.raises(ConfigError, match=re.escape("nope.toml: no such file")):
         Config.load(tmp_path / "nope.toml", home=tmp_path, env={})
 
 

@@ -195,7 +195,7 @@ def test_sandbox_bwrap_without_bubblewrap_is_a_config_error(make_runtime, monkey
     from tickloop.errors import ConfigError
 
     monkeypatch.setenv("PATH", "/nonexistent")
-    with pytest.raises(ConfigError, match="runtime.sandbox.*bubblewrap"):
+    with pytest.raises(ConfigError, match=r"runtime\.sandbox.*bubblewrap"):
         make_runtime(executor="process", overrides={"runtime": {"sandbox": "bwrap"}})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -546,7 +547,8 @@ def test_resolve_settings_unknown_key(dca: Manifest) -> None:
         "settings.tokn": f"unknown setting; did you mean token? Declared settings: {declared}",
         "settings.colour": f"unknown setting; declared settings: {declared}",
     }
-    with pytest.raises(SettingsError, match="settings: settings.x: unknown setting; this agent declares no settings"):
+    with pytest.raises(SettingsError,
+                       match=re.escape("settings: settings.x: unknown setting; this agent declares no settings")):
         Manifest.from_toml(BASE).resolve_settings({"x": "1"})
 
 

@@ -38,7 +38,7 @@ def test_blocking_a_plugin_removes_its_backends():
 def test_the_runtime_starts_with_any_non_essential_builtin_blocked(name, make_runtime):
     """Every non-essential built-in can be blocked as long as config picks another backend."""
     if name == "sql":
-        with pytest.raises(UnknownBackendError, match="state.url: unknown store backend 'sqlite'"):
+        with pytest.raises(UnknownBackendError, match=re.escape("state.url: unknown store backend 'sqlite'")):
             make_runtime(overrides={"plugins": {"block": [name]}})
         return
     other_memory = "diskcache" if name == "memory" else "memory"
@@ -127,7 +127,7 @@ def test_a_plugin_that_fails_to_import_is_named_with_the_escape_hatch(monkeypatc
     real = importlib.metadata.entry_points
     monkeypatch.setattr(importlib.metadata, "entry_points",
                         lambda **kw: [Broken()] if kw.get("group") == "tickloop.plugins" else real(**kw))
-    with pytest.raises(PluginError, match="'broken'.*failed to load.*TICKLOOP_DISABLE_PLUGIN_AUTOLOAD"):
+    with pytest.raises(PluginError, match=r"'broken'.*failed to load.*TICKLOOP_DISABLE_PLUGIN_AUTOLOAD"):
         make_plugin_manager(autoload=True)
 
 

@@ -175,7 +175,7 @@ def test_an_unreachable_venue_is_reported_and_changes_no_hold(rt, exchange, agen
         [report] = rt.reconcile().accounts
         assert report.status == UNREACHABLE and "502" in report.error and report.differences == ()
         assert s.id in rt.holds()
-        with pytest.raises(TickloopError, match="cannot compare hyperliquid account .* nothing was changed"):
+        with pytest.raises(TickloopError, match=r"cannot compare hyperliquid account .* nothing was changed"):
             rt.adopt(s.id)
     finally:
         exchange.faults.clear()

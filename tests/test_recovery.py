@@ -206,7 +206,7 @@ def test_an_approval_whose_approver_died_before_sending_fails_and_is_never_stuck
     done = rt.suggestion(suggestion.id)
     assert done.status == "failed"
     assert done.error == f"approved, nothing was sent: {owner.describe()} stopped before sending it"
-    with pytest.raises(TickloopError, match="it was already approved and its execution failed .*nothing was sent"):
+    with pytest.raises(TickloopError, match=r"it was already approved and its execution failed .*nothing was sent"):
         rt.approve(suggestion.id)
     assert exchange.requests("/exchange") == [] and held(rt, s.id) == {}
 

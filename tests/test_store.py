@@ -148,13 +148,13 @@ def test_sessions_runs_logs_and_transitions_round_trip_exactly(store: SqlStateSt
 
 def test_unknown_ids_are_not_found(store: SqlStateStore) -> None:
     """Reading or changing a session or run that does not exist names it in a NotFoundError."""
-    with pytest.raises(NotFoundError, match="^session 42 does not exist$"):
+    with pytest.raises(NotFoundError, match=r"^session 42 does not exist$"):
         store.get_session(42)
-    with pytest.raises(NotFoundError, match="^session 42 does not exist$"):
+    with pytest.raises(NotFoundError, match=r"^session 42 does not exist$"):
         store.transition(42, "pause", at=T0)
-    with pytest.raises(NotFoundError, match="^session 42 does not exist$"):
+    with pytest.raises(NotFoundError, match=r"^session 42 does not exist$"):
         store.transitions(42)
-    with pytest.raises(NotFoundError, match="^run 7 does not exist$"):
+    with pytest.raises(NotFoundError, match=r"^run 7 does not exist$"):
         store.get_run(7)
     assert store.runs() == [] and store.logs() == [] and store.list_sessions() == []
 

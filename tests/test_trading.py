@@ -282,7 +282,7 @@ def test_expires_at_shortens_a_suggestions_life(make_runtime, trader, sim):
     assert rt.approve(long_.id).status == "executed"
     assert [e["params"]["coin"] for e in sim.journal()] == ["ETH"]
     # The refusal recorded the expiry; rejecting it is refused too.
-    with pytest.raises(TickloopError, match="cannot reject suggestion .*: it expired"):
+    with pytest.raises(TickloopError, match=r"cannot reject suggestion .*: it expired"):
         rt.reject(short.id)
     assert rt.suggestion(short.id).status == "expired"
     assert [x.id for x in rt.suggestions(status="expired")] == [short.id]  # also once recorded expired
@@ -390,7 +390,7 @@ def test_reject_then_approve_is_refused(make_runtime, trader, sim):
     assert (decided.status, decided.decided_at) == ("rejected", T0 + M)
     with pytest.raises(TickloopError, match=f"cannot approve suggestion {suggestion.id}: it was rejected"):
         rt.approve(suggestion.id, now=T0 + 2 * M)
-    with pytest.raises(TickloopError, match="cannot reject suggestion .*: it was rejected"):
+    with pytest.raises(TickloopError, match=r"cannot reject suggestion .*: it was rejected"):
         rt.reject(suggestion.id, now=T0 + 2 * M)
     assert sim.journal() == [] and rt.portfolio(s.id).positions == ()
 

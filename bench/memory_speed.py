@@ -67,10 +67,10 @@ def bench_backend(backend: Any, n: int) -> dict[str, Any]:
         for i in range(size):
             backend.set(small, f"k{i:05d}", VALUE, at=AT)
         rounds = max(20, min(n, 200_000 // size))
-        out[f"list_{size}"] = timed(rounds, lambda i: backend.list(small))
+        out[f"list_{size}"] = timed(rounds, lambda i, small=small: backend.list(small))
         assert len(backend.list(small)) == size
         if size == 1000:
-            out["list_prefix_10"] = timed(rounds, lambda i: backend.list(small, f"k00{i % 100:02d}"))
+            out["list_prefix_10"] = timed(rounds, lambda i, small=small: backend.list(small, f"k00{i % 100:02d}"))
     out["delete"] = timed(n, lambda i: backend.delete(scope, keys[i]))
     out["clear_1000"] = timed(1, lambda i: backend.clear("session:list1000"))
     return out

@@ -23,7 +23,7 @@ from tickloop.pluginmanager import make_plugin_manager
 from tickloop.registry import Registry
 from tickloop.runs import FAILED, RUNNING, SUCCEEDED, TIMED_OUT, LogLine
 from tickloop.schedule import Schedule
-from tickloop.sessions import ACTIONS, TRANSITIONS, State, Transition
+from tickloop.sessions import ACTIONS, TRANSITIONS, Session, State, Transition
 from tickloop.store import UNCHANGED, NewSession, RunFinish, RunStart
 from tickloop_sql import tables
 from tickloop_sql.notifier import DatagramNotifier
@@ -224,7 +224,8 @@ def test_concurrent_pauses_of_one_session_let_exactly_one_win(open_db: Any, stor
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def pause(store: SqlStateStore) -> None:
+        def pause(store: SqlStateStore, barrier: threading.Barrier = barrier, session: Session = session,
+                  outcomes: list[str] = outcomes) -> None:
             barrier.wait()
             try:
                 store.transition(session.id, "pause", at=T0)

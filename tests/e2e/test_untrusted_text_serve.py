@@ -38,13 +38,16 @@ def test_serve_survives_lone_surrogates_and_restarts_cleanly(tickloop_home, agen
     good = json.loads(tickloop(tickloop_home, "sessions", "start", str(plain), "--wallet", WALLET, "--json",
                                check=True).stdout)
 
+    def succeeded() -> list[dict]:
+        return [r for r in runs_of(tickloop_home, good["id"]) if r["status"] == "succeeded"]
+
     for attempt in range(2):  # the second serve starts on the state the first one left
         s = serve(tickloop_home)
         s.ready()
         before = len(runs_of(tickloop_home, bad["id"]))
-        succeeded = lambda: [r for r in runs_of(tickloop_home, good["id"]) if r["status"] == "succeeded"]  # noqa: E731
-        wait_until(lambda: s.proc.poll() is not None or (len(runs_of(tickloop_home, bad["id"])) >= before + 2
-                                                           and len(succeeded()) >= 2 * (attempt + 1)), timeout=20)
+        wait_until(lambda s=s, before=before, attempt=attempt: (
+            s.proc.poll() is not None or (len(runs_of(tickloop_home, bad["id"])) >= before + 2
+                                          and len(succeeded()) >= 2 * (attempt + 1))), timeout=20)
         assert s.proc.poll() is None, f"serve exited {s.proc.returncode}: {s.proc.stderr.read()[-2000:]}"
         assert s.stop() == 0
 

@@ -47,7 +47,7 @@ class Resolution:
     resolved: tuple[Difference, ...]
     booked: tuple[str, ...] = ()  # the adjustments and adopted orders, described
     submitted: tuple[tuple[str, Any], ...] = ()  # (action described, its Result)
-    after: Reconciliation = Reconciliation()
+    after: Reconciliation = attrs.field(factory=Reconciliation)
 
     @property
     def released(self) -> bool:

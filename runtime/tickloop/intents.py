@@ -45,7 +45,7 @@ def new_client_id() -> str:
     return "0x" + secrets.token_hex(16)
 
 
-class Found(str, enum.Enum):
+class Found(enum.StrEnum):
     """What a venue knows of an action it was asked about by client id."""
 
     FILLED = "filled"  # the order completed: its fills are in the lookup's execution
@@ -53,9 +53,6 @@ class Found(str, enum.Enum):
     CANCELLED = "cancelled"  # the order ended (cancelled, expired, refused after placing), fills so far
     NOT_FOUND = "not_found"  # the venue never saw it: it was not placed
     UNKNOWN = "unknown"  # the venue cannot tell for this kind of action (the reason says why)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @attrs.frozen
@@ -69,7 +66,7 @@ class Lookup:
     """
 
     found: Found
-    execution: Execution = Execution()
+    execution: Execution = attrs.field(factory=Execution)
     reason: str = ""
 
     @classmethod

@@ -140,7 +140,7 @@ class Reconciliation:
     accounts: tuple[AccountReport, ...] = ()
     held: tuple[int, ...] = ()
     released: tuple[int, ...] = ()
-    recovery: RecoveryReport = RecoveryReport()
+    recovery: RecoveryReport = attrs.field(factory=RecoveryReport)
 
     @property
     def differences(self) -> tuple[Difference, ...]:

@@ -43,7 +43,7 @@ class RunJob:
     settings: dict[str, Any]
     scheduled_at: datetime
     started_at: datetime
-    portfolio: Portfolio = Portfolio()
+    portfolio: Portfolio = attrs.field(factory=Portfolio)
     # Injected time (Runtime.tick(now)): the agent's clock reads this; None means the real clock.
     frozen_now: datetime | None = None
     timeout: float | None = None

@@ -12,15 +12,12 @@ from tickloop.errors import TransitionError
 from tickloop.schedule import Schedule
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
     UNWINDING = "unwinding"
     STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 S = State

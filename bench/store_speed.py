@@ -70,7 +70,7 @@ def bench_raw_sqlite3(folder: Path, batch: int, total: int) -> dict[str, float]:
         micros = int(T0.timestamp()) * 1_000_000
         started = time.perf_counter()
         n = 0
-        for b in range(batches):
+        for _ in range(batches):
             rows = [(i % 100, "run", micros + n + i, micros + n + i, "running") for i in range(batch)]
             conn.execute("BEGIN")
             conn.executemany("INSERT INTO runs (session_id, kind, scheduled_at, started_at, status)"

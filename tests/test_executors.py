@@ -46,11 +46,11 @@ version = "0.1.0"
 
 
 def make_job(agent_ref: str, *, run_id: int = 1, session_id: int = 1, kind: str = "run", agent: str = "probe",
-             timeout: float | None = None, portfolio: Portfolio = Portfolio(),
+             timeout: float | None = None, portfolio: Portfolio | None = None,
              settings: dict[str, Any] | None = None) -> RunJob:
     return RunJob(run_id=run_id, session_id=session_id, agent=agent, agent_ref=agent_ref, wallet=WALLET,
                   mode="auto", kind=kind, settings=settings or {}, scheduled_at=NOW, started_at=NOW,
-                  portfolio=portfolio, frozen_now=NOW, timeout=timeout)
+                  portfolio=portfolio if portfolio is not None else Portfolio(), frozen_now=NOW, timeout=timeout)
 
 
 # ---------------------------------------------------------------------------------------------

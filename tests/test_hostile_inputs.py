@@ -261,7 +261,7 @@ def test_bad_settings(world: dict[str, Any], command: str, setting: str, needle:
     args = [*command.split(), str(world["agent"]), "--wallet", "0x" + "cd" * 20, "--setting", setting,
             "--setting", f"to={WALLET}"] + (["--once"] if command == "run" else [])
     if setting.startswith("to="):
-        args = args[:-3] + ["--once"] if command == "run" else args[:-2]
+        args = [*args[:-3], "--once"] if command == "run" else args[:-2]
     assert_refused(invoke(world, *args), needle)
 
 
@@ -368,7 +368,7 @@ def _manifest_cases() -> Iterator[Any]:
                                                     for k, v in change["startingAsset"].items())
         if isinstance(change.get("schedule"), dict):
             body = body.replace("schedule = {", "schedule = {")
-        yield pytest.param(body, needle, id=needle.split(":")[0] + "-" + str(list(change.values())[0])[:16])
+        yield pytest.param(body, needle, id=needle.split(":")[0] + "-" + str(next(iter(change.values())))[:16])
     for declaration, needle in BAD_SETTING_DECLARATIONS:
         body = render_manifest(MANIFEST) + "\n[settings.s]\ndescription = \"d\"\n" + "".join(
             f"{k} = {_toml(v)}\n" for k, v in declaration.items())

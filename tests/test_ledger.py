@@ -115,7 +115,7 @@ def test_spot_and_outcome_shares_move_cash_by_the_traded_value_and_fees():
     assert cash(book) == D(100) - 10 * D("0.4") - D("0.01")
     [position] = Portfolio.from_book(book).positions
     assert (position.coin, D(position.size), position.polymarketMetadata) == ("tok-yes", 10, meta)
-    sold = Book.replay(bought + [fill("-10", "0.6", coin="tok-yes", fee="0.02", contract="spot")])
+    sold = Book.replay([*bought, fill("-10", "0.6", coin="tok-yes", fee="0.02", contract="spot")])
     assert cash(sold) == D(100) - 10 * D("0.4") - D("0.01") + 10 * D("0.6") - D("0.02")
     assert sold.realized_pnl == 10 * (D("0.6") - D("0.4"))
     assert sold.open_holdings() == []

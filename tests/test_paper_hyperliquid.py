@@ -437,7 +437,7 @@ def test_a_partial_fill_fault_fills_part_of_the_next_ioc(paper, info):
 
 
 def test_an_ioc_no_match_fault_refuses_the_next_ioc(paper, info):
-    account, exchange = paper.trader(1000)
+    _, exchange = paper.trader(1000)
     paper.server.faults.add(Fault("ioc_no_match", times=2))
     no_match = {"error": "Order could not immediately match against any resting orders. asset=1"}
     assert status(exchange.order("ETH", True, 0.1, 3100, IOC)) == no_match

@@ -138,7 +138,7 @@ SPECS = [(name, getattr(hookspecs, name)) for name in hookspecs.HOOK_NAMES]
 def test_every_hook_has_the_fixed_docstring_shape(name, spec):
     """Each spec says when it is called, documents every parameter and the return, and its version."""
     doc = inspect.getdoc(spec)
-    params = [p for p in inspect.signature(spec).parameters]
+    params = list(inspect.signature(spec).parameters)
     assert doc.splitlines()[0].startswith("Called "), name
     for param in params:
         assert f":param {param}:" in doc, f"{name}: {param} undocumented"

@@ -157,7 +157,7 @@ def test_a_resting_order_is_recovered_with_its_id_so_later_fills_find_their_sess
     intent = sent_by_a_dead_process(rt, s, hl_order(s, type="limit", price=2500))
     [done] = rt.recover().intents
     assert done.status == EXECUTED
-    [(venue, order_id)] = rt.store.session_orders(s.id)
+    [(venue, _)] = rt.store.session_orders(s.id)
     assert venue == "hyperliquid" and rt.store.intents(session_id=s.id)[0].result["status"] == "open"
     # The order fills later: the venue's late-fill sync books it to the session.
     requests.post(exchange.url + "/paper/mid", json={"coin": "ETH", "px": 2400}, timeout=5).raise_for_status()
@@ -212,7 +212,7 @@ def test_an_approval_whose_approver_died_before_sending_fails_and_is_never_stuck
 
 
 def test_an_approval_still_executing_in_a_live_process_is_reported_as_such(rt, exchange, agent_folder):
-    s, suggestion = manual_suggestion(rt, agent_folder)
+    _, suggestion = manual_suggestion(rt, agent_folder)
     rt.gateway.suggestions.decide(suggestion.id, APPROVED, at=T0, by=str(Owner.current()))
     with pytest.raises(TickloopError) as refused:
         rt.approve(suggestion.id)

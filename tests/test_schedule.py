@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
@@ -368,7 +369,7 @@ def test_cron_tzdata_sweep_terminates_and_never_repeats_a_fixed_wall_time():
             a = upcoming(Schedule.from_cron(fixed, name), after=start, count=48)
             b = upcoming(Schedule.from_cron(wildcard, name), after=start, count=48)
             for series in (a, b):
-                assert all(x < y for x, y in zip(series, series[1:])), name
+                assert all(x < y for x, y in pairwise(series)), name
             walls = [x.astimezone(zone).replace(tzinfo=None) for x in a]
             assert len(walls) == len(set(walls)), name
             # the wildcard series is the fixed one plus the repeated (fold=1) matches

@@ -61,9 +61,9 @@ def store(open_db: Any) -> SqlStateStore:
 
 
 def new(agent: str = "probe", wallet: str = "0xabc", *, at: datetime = T0, **overrides: Any) -> NewSession:
-    values: dict[str, Any] = dict(agent=agent, agent_ref=f"/agents/{agent}", wallet=wallet, mode="auto",
-                                  schedule=Schedule.rolling(0.25), settings={"size": 1.5, "tags": ["a", "b"]},
-                                  allocation="1000000", at=at, next_run_at=at, reason="started by test")
+    values: dict[str, Any] = {"agent": agent, "agent_ref": f"/agents/{agent}", "wallet": wallet, "mode": "auto",
+                              "schedule": Schedule.rolling(0.25), "settings": {"size": 1.5, "tags": ["a", "b"]},
+                              "allocation": "1000000", "at": at, "next_run_at": at, "reason": "started by test"}
     values.update(overrides)
     return NewSession(**values)
 

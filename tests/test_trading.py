@@ -479,7 +479,7 @@ def test_raw_transactions_and_messages_are_actions_routed_like_orders(make_runti
     settings = {"network": {"type": "text", "default": "ethereum:8453", "description": "d"}}
     folder = str(agent_folder(RAW, settings=settings))
     bare = make_runtime()
-    s = bare.start_session(folder, WALLET, now=T0)
+    bare.start_session(folder, WALLET, now=T0)
     [run] = bare.tick(T0)
     assert [a["error"] for a in _raw_answers(run)] == [
         "no evm venue is installed in this runtime (installed: hyperliquid, polymarket)"] * 2

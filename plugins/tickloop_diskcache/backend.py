@@ -242,8 +242,8 @@ class DiskcacheMemory:
         cache = self._cache
         cache.set(_name("p", scope, str(pages[index])), {k: page[k] for k in keys[:middle]})
         cache.set(_name("p", scope, str(next_page)), {k: page[k] for k in keys[middle:]})
-        return (version + 1, next_page + 1, lows[:index + 1] + (keys[middle],) + lows[index + 1:],
-                pages[:index + 1] + (next_page,) + pages[index + 1:])
+        return (version + 1, next_page + 1, (*lows[:index + 1], keys[middle], *lows[index + 1:]),
+                (*pages[:index + 1], next_page, *pages[index + 1:]))
 
     def _collect(self, scope: str, directory: _Directory, prefix: str, limit: int) -> list[MemoryItem]:
         _, _, lows, pages = directory

@@ -288,11 +288,10 @@ def _apply_holds(gateway: Gateway, reports: Sequence[AccountReport], on_hold: An
             continue
         session = store.get_session(session_id)
         compared = by_wallet.get(session.wallet.lower())
-        if compared and all(r.compared or r.status == UNSUPPORTED for r in compared):
-            if store.release(session_id):
-                released.append(session_id)
-                if on_hold is not None:
-                    on_hold(session_id, None)
+        if compared and all(r.compared or r.status == UNSUPPORTED for r in compared) and store.release(session_id):
+            released.append(session_id)
+            if on_hold is not None:
+                on_hold(session_id, None)
     return held, released
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import AbstractSet, Any
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 #: Globals plain data needs: decimals and times.
 PLAIN = frozenset({

@@ -8,6 +8,7 @@ which lets plugins add their commands before running the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sys
 import threading
@@ -51,10 +52,9 @@ def _safe_output() -> None:
     agents logged) as its escape, ``\\udcff``, instead of failing (rich and click.echo write
     through these streams)."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # Not every stream is a text stream we can reconfigure (a test runner's, a closed one).
+        with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            pass  # not a text stream we can reconfigure (a test runner's, a closed one)
 
 
 def _internal_error(ctx: click.Context, exc: Exception) -> None:

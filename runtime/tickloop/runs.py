@@ -28,11 +28,11 @@ RUNNING, SUCCEEDED, FAILED, TIMED_OUT, SKIPPED = RunStatus
 # Converters that skip the enum lookup for a member: a run record is built several times per run,
 # thousands of times a second.
 def _status(value: RunStatus | str) -> RunStatus:
-    return value if value.__class__ is RunStatus else RunStatus(value)  # type: ignore[return-value]
+    return value if value.__class__ is RunStatus else RunStatus(value)
 
 
 def _kind(value: RunKind | str) -> RunKind:
-    return value if value.__class__ is RunKind else RunKind(value)  # type: ignore[return-value]
+    return value if value.__class__ is RunKind else RunKind(value)
 
 
 STATUSES = tuple(RunStatus)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from tickloop.cli import render
-from tickloop.cli.app import Options
+from tickloop.cli.app import Options, cli_options
 from tickloop.errors import TickloopError
 
 
@@ -118,7 +118,7 @@ def _plugin_rows(options: Options) -> list[dict[str, Any]]:
 @click.pass_context
 def plugins_list(ctx: click.Context, as_json: bool) -> None:
     """List loaded plugins: name, distribution, version and hooks."""
-    rows = _plugin_rows(ctx.find_object(Options))
+    rows = _plugin_rows(cli_options(ctx))
     if as_json:
         render.json_doc(rows)
         return

@@ -129,9 +129,17 @@ class Options:
             self._runtime.close()
 
 
+def cli_options(ctx: click.Context) -> Options:
+    """The options of the ``tickloop`` group, which makes them before any of its commands runs."""
+    options = ctx.find_object(Options)
+    if options is None:
+        raise RuntimeError(f"{ctx.command_path}: not run under the tickloop command group")
+    return options
+
+
 def runtime(ctx: click.Context) -> Runtime:
     """The runtime of the home the command line selects."""
-    return ctx.find_object(Options).runtime()
+    return cli_options(ctx).runtime()
 
 
 def stop_on_signals(stop: threading.Event, also: Callable[[], None] | None = None) -> None:

@@ -72,7 +72,7 @@ def logs(ctx: click.Context, session_id: int | None, run_id: int | None, limit: 
         show(lines)
         if not lines:
             click.echo("no log lines yet; waiting for new ones (Ctrl-C to stop)", err=True)
-        _follow(rt, session_id, run_id, lines[-1][1].id if lines else 0, show, stop)
+        _follow(rt, session_id, run_id, _last_id(lines) if lines else 0, show, stop)
     elif as_json:
         from tickloop.jsondata import to_data
 
@@ -91,9 +91,16 @@ def _follow(rt: Runtime, session_id: int | None, run_id: int | None, after: int,
             new = rt.logs(session_id=session_id, run_id=run_id, limit=FOLLOW_BATCH, after=after)
             if new:
                 show(new)
-                after = new[-1][1].id
+                after = _last_id(new)
             if len(new) < FOLLOW_BATCH:
                 break
+
+
+def _last_id(lines: list[tuple[int, LogLine]]) -> int:
+    """The store's id of the last of ``lines`` (lines read from the store always carry theirs)."""
+    last = lines[-1][1].id
+    assert last is not None, "a log line read from the store has no id"
+    return last
 
 
 def _text_lines(lines: list[tuple[int, LogLine]]) -> None:

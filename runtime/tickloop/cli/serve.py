@@ -98,8 +98,10 @@ def run(ctx: click.Context, agent: str, once: bool, mode: str | None, wallet: st
                 run_ = rt.run_now(session.id)
                 failed = failed or run_.status != "succeeded"
                 render.json_out(run_) if as_json else render.print_run(out, run_)
-                wait = (rt.session(session.id).next_run_at - rt.now()).total_seconds()
-                stop.wait(max(0.0, wait))
+                next_run_at = rt.session(session.id).next_run_at
+                if next_run_at is None:  # stopped meanwhile (by another process): no next cycle
+                    break
+                stop.wait(max(0.0, (next_run_at - rt.now()).total_seconds()))
     finally:
         rt.stop(session.id, reason="tickloop run finished")
     if failed:

@@ -120,7 +120,7 @@ def _show_text(view: SessionView) -> None:
                    f" {session.id})" if pending else "a closing suggestion was rejected, failed or expired")
         out.print(f"  unwinding; {waiting}; `tickloop sessions stop {session.id}` ends it as it is", soft_wrap=True)
     if session.allocation:
-        out.print(f"  allocation {_allocation_text(session)}", markup=False, soft_wrap=True)
+        out.print(f"  allocation {_allocation_text(session, session.allocation)}", markup=False, soft_wrap=True)
     for key, value in session.settings.items():
         out.print(f"  setting    {key} = {value!r}", markup=False)
     if pending:
@@ -149,10 +149,10 @@ def _allocation_data(session: Session) -> dict[str, Any] | None:
             "symbol": symbol, "decimals": decimals}
 
 
-def _allocation_text(session: Session) -> str:
+def _allocation_text(session: Session, allocation: str) -> str:
     if not session.allocation_asset:
-        return f"{session.allocation} raw units"
-    return (f"{render.human(session.allocation, session.allocation_asset, session.allocation_network)}"
+        return f"{allocation} raw units"
+    return (f"{render.human(allocation, session.allocation_asset, session.allocation_network)}"
             f" ({session.allocation_asset} on {session.allocation_network})")
 
 
